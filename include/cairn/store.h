@@ -1,0 +1,104 @@
+/*
+ * cairn/store.h - where an archive's objects live.  A store is a table of
+ * operations (one file per backend: store_dir.c now, store_http.c and
+ * store_s3.c later).  Stores know nothing of keys: objects are opaque bytes
+ * under a type and a name.
+ *
+ * Every operation is thread safe.
+ */
+#ifndef CAIRN_STORE_H
+#define CAIRN_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum cairn_obj_type {
+    CAIRN_OBJ_CONFIG = 0,   /* the one "config" object */
+    CAIRN_OBJ_KEY = 1,      /* key files */
+    CAIRN_OBJ_PACK = 2,     /* packs */
+    CAIRN_OBJ_INDEX = 3,    /* index objects */
+    CAIRN_OBJ_SNAPSHOT = 4, /* snapshots */
+    CAIRN_OBJ_LOCK = 5,     /* locks (not content-named) */
+};
+#define CAIRN_OBJ_NTYPES 6
+
+/* Names: "config" for the config, otherwise 1..128 characters of
+ * [0-9a-z._-] (content-named objects use 64 lowercase hex digits). */
+int cairn_store_name_valid(enum cairn_obj_type type, const char *name);
+
+typedef int (*cairn_store_list_fn)(void *arg, const char *name,
+                                   uint64_t size);
+
+struct cairn_store_ops {
+    const char *name; /* "dir", "http", "s3" */
+
+    /*
+     * Store an object.  It is written whole or not at all, and is durable
+     * and visible to get/list once put returns with durable != 0, or after
+     * the next barrier otherwise.  Putting a name that already exists is
+     * not an error (content-named objects are idempotent); the existing
+     * object is kept.  CAIRN_ENOSPC when the disk is full (nothing left).
+     */
+    int (*put)(void *ctx, enum cairn_obj_type type, const char *name,
+               const void *buf, size_t len, int durable);
+    /* Make every earlier put durable and visible. */
+    int (*barrier)(void *ctx);
+    /* Read a whole object; *out malloc'ed.  CAIRN_ENOENT if absent. */
+    int (*get)(void *ctx, enum cairn_obj_type type, const char *name,
+               uint8_t **out, size_t *out_len);
+    /* Read len bytes at off into out.  CAIRN_ECORRUPT if the object is
+     * shorter than off + len, CAIRN_ENOENT if absent. */
+    int (*get_range)(void *ctx, enum cairn_obj_type type, const char *name,
+                     uint64_t off, size_t len, uint8_t *out);
+    /* Size of an object; CAIRN_ENOENT if absent. */
+    int (*stat)(void *ctx, enum cairn_obj_type type, const char *name,
+                uint64_t *out_size);
+    /* Call fn for every object of type (any order); a non-zero return
+     * from fn stops the listing and is returned. */
+    int (*list)(void *ctx, enum cairn_obj_type type, cairn_store_list_fn fn,
+                void *arg);
+    /* Remove an object; CAIRN_ENOENT if absent. */
+    int (*remove)(void *ctx, enum cairn_obj_type type, const char *name);
+    /* Release everything (pending un-barriered puts are discarded). */
+    void (*close)(void *ctx);
+};
+
+struct cairn_store {
+    const struct cairn_store_ops *ops;
+    void *ctx;
+};
+
+/*
+ * The directory store.  Layout under path:
+ *   config  keys/<name>  snapshots/<name>  locks/<name>
+ *   index/<2 hex>/<name>  data/<2 hex>/<name>
+ * A put writes "<dir>/.tmp-<random>", fsyncs it when durable (or at the
+ * barrier), renames it to its name, and fsyncs the directory.
+ * create: make the layout (CAIRN_EEXIST if path holds a config already);
+ * otherwise CAIRN_ENOENT if path is not a store.  *out freed with
+ * cairn_store_free.
+ */
+int cairn_store_dir_open(const char *path, int create,
+                         struct cairn_store **out);
+
+/* Close and free.  NULL is fine. */
+void cairn_store_free(struct cairn_store *s);
+
+/* Thin wrappers over the operations. */
+int cairn_store_put(struct cairn_store *s, enum cairn_obj_type type,
+                    const char *name, const void *buf, size_t len,
+                    int durable);
+int cairn_store_barrier(struct cairn_store *s);
+int cairn_store_get(struct cairn_store *s, enum cairn_obj_type type,
+                    const char *name, uint8_t **out, size_t *out_len);
+int cairn_store_get_range(struct cairn_store *s, enum cairn_obj_type type,
+                          const char *name, uint64_t off, size_t len,
+                          uint8_t *out);
+int cairn_store_stat(struct cairn_store *s, enum cairn_obj_type type,
+                     const char *name, uint64_t *out_size);
+int cairn_store_list(struct cairn_store *s, enum cairn_obj_type type,
+                     cairn_store_list_fn fn, void *arg);
+int cairn_store_remove(struct cairn_store *s, enum cairn_obj_type type,
+                       const char *name);
+
+#endif
