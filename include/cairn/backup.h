@@ -16,6 +16,8 @@ struct cairn_backup_opts {
     size_t npaths;
     const char *const *excludes; /* glob patterns (see docs/CLI.md) */
     size_t nexcludes;
+    const char *const *exclude_files; /* files of patterns, one a line */
+    size_t nexclude_files;
     int exclude_caches;  /* skip the contents of CACHEDIR.TAG directories */
     int one_file_system; /* do not cross mount points below a path */
     /* Parent snapshot: unchanged files (size, mtime, ctime, inode) are not
@@ -53,5 +55,12 @@ struct cairn_backup_result {
  */
 int cairn_backup(struct cairn_repo *r, const struct cairn_backup_opts *o,
                  struct cairn_backup_result *out);
+
+/*
+ * Make p absolute (against the working directory) and clean ("." and ".."
+ * resolved lexically, no repeated or trailing slashes), as backup records
+ * selected paths.  *out malloc'ed.
+ */
+int cairn_backup_path_clean(const char *p, char **out);
 
 #endif

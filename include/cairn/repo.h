@@ -74,6 +74,12 @@ struct cairn_blob_loc {
 int cairn_repo_lookup(struct cairn_repo *r, const uint8_t id[CAIRN_ID_LEN],
                       struct cairn_blob_loc *out);
 
+/* Totals over the loaded index: blobs by type, their plaintext and stored
+ * bytes.  Any pointer may be NULL. */
+void cairn_repo_index_totals(struct cairn_repo *r, uint64_t *out_data_blobs,
+                             uint64_t *out_tree_blobs, uint64_t *out_raw_bytes,
+                             uint64_t *out_stored_bytes);
+
 /* Number of blobs and packs in the loaded index. */
 uint64_t cairn_repo_blob_count(struct cairn_repo *r);
 uint64_t cairn_repo_pack_count(struct cairn_repo *r);

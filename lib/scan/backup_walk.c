@@ -1,0 +1,919 @@
+/*
+ * backup_walk.c - the walker: lists directories, decides which files
+ * changed, reads and cuts them into chunks for the workers.
+ *
+ * Per entry it costs one fstatat; an unchanged file (same size, mtime,
+ * ctime and inode as in the parent snapshot, content still indexed) is
+ * never opened.  Directories are walked through their file descriptors.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "backup_internal.h"
+#include "cairn/err.h"
+#include "cairn/log.h"
+
+#define CACHEDIR_SIG "Signature: 8a477f597d28d172789f06886806bc55"
+#define MAX_DEPTH 4096
+
+/* ---------------------------------------------------------------- paths */
+
+/* Compare paths component by component ('/' sorts before any byte). */
+static int path_cmp(const char *a, const char *b)
+{
+    for (; *a && *a == *b; a++, b++)
+        ;
+    if (*a == *b)
+        return 0;
+    if (*a == '/')
+        return -1;
+    if (*b == '/')
+        return 1;
+    return (unsigned char)*a < (unsigned char)*b ? -1 : 1;
+}
+
+static int path_qcmp(const void *x, const void *y)
+{
+    return path_cmp(*(char *const *)x, *(char *const *)y);
+}
+
+int cairn_backup_path_clean(const char *p, char **out)
+{
+    char cwd[PATH_MAX], *full, *res, *tok, *save;
+    size_t n, len;
+
+    if (p[0] == '/') {
+        full = strdup(p);
+    } else {
+        if (getcwd(cwd, sizeof(cwd)) == NULL)
+            return cairn_err_from_errno(errno);
+        n = strlen(cwd) + strlen(p) + 2;
+        if ((full = malloc(n)) != NULL)
+            snprintf(full, n, "%s/%s", cwd, p);
+    }
+    if (full == NULL)
+        return CAIRN_ENOMEM;
+    if ((res = malloc(strlen(full) + 2)) == NULL) {
+        free(full);
+        return CAIRN_ENOMEM;
+    }
+    len = 0;
+    for (tok = strtok_r(full, "/", &save); tok != NULL;
+         tok = strtok_r(NULL, "/", &save)) {
+        if (strcmp(tok, ".") == 0)
+            continue;
+        if (strcmp(tok, "..") == 0) {
+            while (len > 0 && res[len - 1] != '/')
+                len--;
+            if (len > 0)
+                len--;
+            continue;
+        }
+        res[len++] = '/';
+        n = strlen(tok);
+        memcpy(res + len, tok, n);
+        len += n;
+    }
+    if (len == 0)
+        res[len++] = '/';
+    res[len] = '\0';
+    free(full);
+    *out = res;
+    return 0;
+}
+
+int bk_paths_prepare(struct bk *b)
+{
+    size_t i, j, n;
+    int rc;
+
+    if ((b->paths = calloc(b->o->npaths, sizeof(*b->paths))) == NULL)
+        return CAIRN_ENOMEM;
+    for (i = 0; i < b->o->npaths; i++) {
+        if ((rc = cairn_backup_path_clean(b->o->paths[i], &b->paths[i])) != 0)
+            return rc;
+        b->npaths++;
+    }
+    qsort(b->paths, b->npaths, sizeof(*b->paths), path_qcmp);
+    /* Drop duplicates and paths inside another selected path. */
+    for (i = 0, j = 0; i < b->npaths; i++) {
+        if (j > 0) {
+            const char *prev = b->paths[j - 1];
+
+            n = strlen(prev);
+            if (strcmp(prev, b->paths[i]) == 0 || strcmp(prev, "/") == 0 ||
+                (strncmp(prev, b->paths[i], n) == 0 &&
+                 b->paths[i][n] == '/')) {
+                free(b->paths[i]);
+                continue;
+            }
+        }
+        b->paths[j++] = b->paths[i];
+    }
+    b->npaths = j;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- names */
+
+static char *cached_name(struct bk_name_cache *c, uint32_t id, int group)
+{
+    char buf[4096], *name = NULL;
+    int i;
+
+    for (i = 0; i < c->n; i++)
+        if (c->id[i] == id)
+            return strdup(c->name[i]);
+    if (group) {
+        struct group gr, *res = NULL;
+
+        if (getgrgid_r(id, &gr, buf, sizeof(buf), &res) == 0 && res)
+            name = res->gr_name;
+    } else {
+        struct passwd pw, *res = NULL;
+
+        if (getpwuid_r(id, &pw, buf, sizeof(buf), &res) == 0 && res)
+            name = res->pw_name;
+    }
+    if (name == NULL)
+        name = "";
+    if (c->n < (int)(sizeof(c->id) / sizeof(c->id[0]))) {
+        if ((c->name[c->n] = strdup(name)) != NULL)
+            c->id[c->n++] = id;
+    }
+    return strdup(name);
+}
+
+/* ---------------------------------------------------------------- xattrs */
+
+/* Read the extended attributes of fd (or of path, when fd < 0, without
+ * following a symlink).  Filesystems without xattrs are not an error. */
+static int read_xattrs(int fd, const char *path, struct cairn_tree_entry *e)
+{
+    char *list = NULL, *p;
+    ssize_t n, v;
+    size_t count = 0;
+    int rc = 0, tries;
+
+    for (tries = 0; tries < 4; tries++) {
+        n = fd >= 0 ? flistxattr(fd, NULL, 0) : llistxattr(path, NULL, 0);
+        if (n <= 0)
+            return (n == 0 || errno == ENOTSUP || errno == ENOSYS) ? 0 : errno;
+        free(list);
+        if ((list = malloc((size_t)n)) == NULL)
+            return ENOMEM;
+        n = fd >= 0 ? flistxattr(fd, list, (size_t)n)
+                    : llistxattr(path, list, (size_t)n);
+        if (n >= 0)
+            break;
+        if (errno != ERANGE) {
+            rc = errno;
+            goto out;
+        }
+    }
+    if (n < 0) {
+        rc = ERANGE;
+        goto out;
+    }
+    for (p = list; p < list + n; p += strlen(p) + 1)
+        count++;
+    if (count == 0 || count > UINT16_MAX)
+        goto out;
+    if ((e->xattrs = calloc(count, sizeof(*e->xattrs))) == NULL) {
+        rc = ENOMEM;
+        goto out;
+    }
+    for (p = list; p < list + n; p += strlen(p) + 1) {
+        struct cairn_xattr *x = &e->xattrs[e->nxattrs];
+
+        for (tries = 0; tries < 4; tries++) {
+            v = fd >= 0 ? fgetxattr(fd, p, NULL, 0) : lgetxattr(path, p, NULL, 0);
+            if (v < 0)
+                break;
+            free(x->value);
+            if ((x->value = malloc(v > 0 ? (size_t)v : 1)) == NULL) {
+                rc = ENOMEM;
+                goto out;
+            }
+            v = fd >= 0 ? fgetxattr(fd, p, x->value, (size_t)v)
+                        : lgetxattr(path, p, x->value, (size_t)v);
+            if (v >= 0 || errno != ERANGE)
+                break;
+        }
+        if (v < 0) {
+            free(x->value);
+            x->value = NULL;
+            if (errno == ENODATA)
+                continue; /* removed meanwhile */
+            rc = errno;
+            goto out;
+        }
+        if ((x->name = strdup(p)) == NULL) {
+            free(x->value);
+            x->value = NULL;
+            rc = ENOMEM;
+            goto out;
+        }
+        x->len = (uint32_t)v;
+        e->nxattrs++;
+    }
+out:
+    free(list);
+    return rc;
+}
+
+static int copy_xattrs(const struct cairn_tree_entry *from,
+                       struct cairn_tree_entry *to)
+{
+    uint16_t i;
+
+    if (from->nxattrs == 0)
+        return 0;
+    if ((to->xattrs = calloc(from->nxattrs, sizeof(*to->xattrs))) == NULL)
+        return CAIRN_ENOMEM;
+    for (i = 0; i < from->nxattrs; i++) {
+        struct cairn_xattr *x = &to->xattrs[i];
+
+        if ((x->name = strdup(from->xattrs[i].name)) == NULL ||
+            (x->value = malloc(from->xattrs[i].len + 1)) == NULL) {
+            free(x->name);
+            return CAIRN_ENOMEM;
+        }
+        memcpy(x->value, from->xattrs[i].value, from->xattrs[i].len);
+        x->len = from->xattrs[i].len;
+        to->nxattrs++;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- entries */
+
+static int64_t ts_ns(const struct timespec *ts)
+{
+    return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+static int node_type(mode_t m)
+{
+    if (S_ISREG(m))
+        return CAIRN_NODE_FILE;
+    if (S_ISDIR(m))
+        return CAIRN_NODE_DIR;
+    if (S_ISLNK(m))
+        return CAIRN_NODE_SYMLINK;
+    if (S_ISFIFO(m))
+        return CAIRN_NODE_FIFO;
+    if (S_ISCHR(m))
+        return CAIRN_NODE_CHR;
+    if (S_ISBLK(m))
+        return CAIRN_NODE_BLK;
+    if (S_ISSOCK(m))
+        return CAIRN_NODE_SOCK;
+    return 0;
+}
+
+/* Fill the metadata part of e from st (name already set). */
+static int fill_meta(struct bk *b, struct cairn_tree_entry *e,
+                     const struct stat *st)
+{
+    e->type = (uint8_t)node_type(st->st_mode);
+    e->mode = st->st_mode & 07777;
+    e->uid = st->st_uid;
+    e->gid = st->st_gid;
+    if ((e->user = cached_name(&b->users, st->st_uid, 0)) == NULL ||
+        (e->group = cached_name(&b->groups, st->st_gid, 1)) == NULL)
+        return CAIRN_ENOMEM;
+    e->mtime_ns = ts_ns(&st->st_mtim);
+    e->atime_ns = ts_ns(&st->st_atim);
+    e->ctime_ns = ts_ns(&st->st_ctim);
+    e->size = S_ISREG(st->st_mode) ? (uint64_t)st->st_size : 0;
+    e->dev = st->st_dev;
+    e->ino = st->st_ino;
+    e->rdev = st->st_rdev;
+    e->nlink = (uint32_t)st->st_nlink;
+    return 0;
+}
+
+/* Append an entry slot to d (capacity was reserved by the caller). */
+static struct cairn_tree_entry *entry_new(struct bk_dir *d, const char *name,
+                                          size_t *out_slot)
+{
+    struct cairn_tree_entry *e;
+
+    if (d->n == d->cap)
+        return NULL;
+    e = &d->entries[d->n];
+    memset(e, 0, sizeof(*e));
+    if ((e->name = strdup(name)) == NULL)
+        return NULL;
+    *out_slot = d->n++;
+    return e;
+}
+
+/* Forget the last entry of d (only the walker appends, so it is ours). */
+static void entry_drop_last(struct bk_dir *d)
+{
+    bk_entry_clear(&d->entries[--d->n]);
+}
+
+/* Is the file unchanged since the parent snapshot?  Then reuse its ids. */
+static int reuse_unchanged(struct bk *b, const struct cairn_tree_entry *oe,
+                           const struct stat *st, struct cairn_tree_entry *e)
+{
+    uint32_t i;
+
+    if (oe == NULL || oe->type != CAIRN_NODE_FILE ||
+        oe->size != (uint64_t)st->st_size ||
+        oe->mtime_ns != ts_ns(&st->st_mtim) ||
+        oe->ctime_ns != ts_ns(&st->st_ctim) || oe->ino != st->st_ino)
+        return 0;
+    for (i = 0; i < oe->ncontent; i++)
+        if (cairn_repo_lookup(b->r, oe->content[i], NULL) != 0)
+            return 0;
+    if (oe->ncontent > 0) {
+        size_t n = (size_t)oe->ncontent * CAIRN_ID_LEN;
+
+        if ((e->content = malloc(n)) == NULL)
+            return -1;
+        memcpy(e->content, oe->content, n);
+    }
+    e->ncontent = oe->ncontent;
+    if (copy_xattrs(oe, e) != 0)
+        return -1;
+    return 1;
+}
+
+/* Read n bytes (fewer at end of file).  Returns bytes read or -1. */
+static ssize_t read_full(int fd, uint8_t *buf, size_t n)
+{
+    size_t got = 0;
+    ssize_t r;
+
+    while (got < n) {
+        r = read(fd, buf + got, n - got);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
+/*
+ * Read an open file and queue its chunks.  The entry at slot gets its
+ * content ids as the workers produce them.  Returns 0, a fatal error, or
+ * 1 if the file could not be read (reported; the entry is dropped at
+ * finish time by marking it type 0).
+ */
+static int read_file(struct bk *b, struct bk_dir *d, size_t slot, int fd,
+                     const struct stat *st, const char *path)
+{
+    struct cairn_tree_entry *e = &d->entries[slot];
+    struct bk_file *f;
+    struct bk_seg *seg = NULL, *nseg;
+    size_t start = 0, end = 0, c, rem, want;
+    uint64_t total = 0;
+    uint32_t cap, nchunks = 0;
+    ssize_t got;
+    int eof = 0, rc = 0, err = 0;
+
+    if (st->st_size == 0) {
+        e->size = 0;
+        return 0;
+    }
+    cap = (uint32_t)((uint64_t)st->st_size / b->chunk_min + 2);
+    if ((f = calloc(1, sizeof(*f))) == NULL ||
+        (f->ids = calloc(cap, CAIRN_ID_LEN)) == NULL) {
+        free(f);
+        return CAIRN_ENOMEM;
+    }
+    f->dir = d;
+    atomic_init(&f->pending, 1);
+    e->content = f->ids;
+    atomic_fetch_add(&d->pending, 1);
+
+    if ((uint64_t)st->st_size >= b->seg_size)
+        posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    want = (uint64_t)st->st_size < b->seg_size ? (size_t)st->st_size
+                                               : b->seg_size;
+    for (;;) {
+        if (seg == NULL && (seg = bk_seg_new(b, want)) == NULL) {
+            rc = CAIRN_ENOMEM;
+            break;
+        }
+        /* Fill.  A file smaller than a segment is read with one read of
+         * its stat size: no second read just to see the end. */
+        if (!eof && end < seg->cap) {
+            got = read_full(fd, seg->buf + end, seg->cap - end);
+            if (got < 0) {
+                err = errno;
+                break;
+            }
+            if ((size_t)got < seg->cap - end || want < b->seg_size)
+                eof = 1;
+            end += (size_t)got;
+            total += (uint64_t)got;
+        }
+        /* Cut. */
+        while (start < end) {
+            c = cairn_chunker_next(b->chunker, seg->buf + start, end - start,
+                                   eof);
+            if (c == 0)
+                break;
+            if (nchunks == cap) {
+                /* The file grew far beyond its stat size while we read;
+                 * keep what fits, the next backup sees the rest. */
+                total -= end - start;
+                eof = 1;
+                end = start;
+                break;
+            }
+            if ((rc = bk_submit(b, seg, seg->buf + start, c, f, nchunks)) !=
+                0)
+                break;
+            nchunks++;
+            start += c;
+        }
+        if (rc != 0 || (eof && start >= end))
+            break;
+        /* Move the tail into a fresh segment and read on. */
+        rem = end - start;
+        if ((nseg = bk_seg_new(b, b->seg_size)) == NULL) {
+            rc = CAIRN_ENOMEM;
+            break;
+        }
+        memcpy(nseg->buf, seg->buf + start, rem);
+        bk_seg_release(b, seg);
+        seg = nseg;
+        start = 0;
+        end = rem;
+    }
+    if (seg != NULL)
+        bk_seg_release(b, seg);
+    e->ncontent = nchunks;
+    e->size = total;
+    atomic_fetch_add(&b->bytes_read, total);
+    if (rc == 0 && err != 0) {
+        bk_file_error(b, path, err, "cannot read");
+        e->type = 0; /* dropped when the directory is finished */
+        rc = 1;
+    }
+    bk_file_release(b, f, b->codec);
+    return rc;
+}
+
+static int walk_dir(struct bk *b, struct bk_dir *d, int dfd, char *path,
+                    size_t pathlen, const struct cairn_tree *old,
+                    dev_t rootdev, int depth);
+
+/*
+ * Back up the entry name of directory dfd (full path path) into d.
+ * Returns 0 (also when the entry was reported and skipped) or a fatal
+ * error.
+ */
+static int add_entry(struct bk *b, struct bk_dir *d, int dfd, char *path,
+                     size_t pathlen, const char *name,
+                     const struct cairn_tree *old, dev_t rootdev, int selected,
+                     int depth)
+{
+    struct cairn_tree_entry *e;
+    const struct cairn_tree_entry *oe;
+    struct cairn_tree *old_child = NULL;
+    struct bk_dir *child;
+    struct stat st;
+    size_t slot;
+    ssize_t n;
+    int fd, rc = 0, err, r;
+
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        bk_file_error(b, path, errno, "cannot stat");
+        return 0;
+    }
+    if (!selected && cairn_exclude_match(b->ex, path, pathlen, name,
+                                         S_ISDIR(st.st_mode)))
+        return 0;
+    if (node_type(st.st_mode) == 0)
+        return 0;
+    oe = old != NULL ? cairn_tree_find(old, name) : NULL;
+    if ((e = entry_new(d, name, &slot)) == NULL)
+        return CAIRN_ENOMEM;
+    if ((rc = fill_meta(b, e, &st)) != 0)
+        return rc;
+
+    switch (e->type) {
+    case CAIRN_NODE_FILE:
+        r = reuse_unchanged(b, oe, &st, e);
+        if (r < 0)
+            return CAIRN_ENOMEM;
+        atomic_fetch_add(&b->files, 1);
+        if (r > 0) {
+            atomic_fetch_add(&b->files_unchanged, 1);
+            atomic_fetch_add(&b->bytes, e->size);
+            return 0;
+        }
+        fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+        if (fd < 0 && errno == EPERM)
+            fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+            bk_file_error(b, path, errno, "cannot open");
+            atomic_fetch_sub(&b->files, 1);
+            entry_drop_last(d);
+            return 0;
+        }
+        if ((err = read_xattrs(fd, path, e)) != 0) {
+            close(fd);
+            if (err == ENOMEM)
+                return CAIRN_ENOMEM;
+            bk_file_error(b, path, err, "cannot read extended attributes");
+            atomic_fetch_sub(&b->files, 1);
+            entry_drop_last(d);
+            return 0;
+        }
+        atomic_fetch_add(oe != NULL ? &b->files_changed : &b->files_new, 1);
+        rc = read_file(b, d, slot, fd, &st, path);
+        close(fd);
+        if (rc == 1) {
+            atomic_fetch_sub(&b->files, 1);
+            return 0;
+        }
+        atomic_fetch_add(&b->bytes, e->size);
+        return rc;
+
+    case CAIRN_NODE_SYMLINK:
+        atomic_fetch_add(&b->files, 1);
+        if ((e->target = malloc((size_t)st.st_size + 2)) == NULL)
+            return CAIRN_ENOMEM;
+        n = readlinkat(dfd, name, e->target, (size_t)st.st_size + 1);
+        if (n < 0 || n > st.st_size) {
+            bk_file_error(b, path, n < 0 ? errno : EAGAIN,
+                          "cannot read symlink");
+            atomic_fetch_sub(&b->files, 1);
+            entry_drop_last(d);
+            return 0;
+        }
+        e->target[n] = '\0';
+        return 0;
+
+    case CAIRN_NODE_DIR:
+        atomic_fetch_add(&b->dirs, 1);
+        if (b->o->one_file_system && st.st_dev != rootdev)
+            return 0; /* a mount point: kept, empty */
+        if (depth >= MAX_DEPTH) {
+            bk_file_error(b, path, ELOOP, "directory nesting too deep");
+            return 0;
+        }
+        fd = openat(dfd, name,
+                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+            bk_file_error(b, path, errno, "cannot open directory");
+            atomic_fetch_sub(&b->dirs, 1);
+            entry_drop_last(d);
+            return 0;
+        }
+        if (oe != NULL && oe->type == CAIRN_NODE_DIR &&
+            oe->ctime_ns == e->ctime_ns) {
+            if (copy_xattrs(oe, e) != 0) {
+                close(fd);
+                return CAIRN_ENOMEM;
+            }
+        } else if ((err = read_xattrs(fd, path, e)) != 0) {
+            bk_file_error(b, path, err, "cannot read extended attributes");
+        }
+        if (oe != NULL && oe->type == CAIRN_NODE_DIR && oe->has_subtree &&
+            (r = cairn_repo_read_tree(b->r, b->codec, oe->subtree,
+                                      &old_child)) != 0) {
+            cairn_log(CAIRN_LOG_WARN,
+                      "%s: previous version unreadable (%s); reading all",
+                      path, cairn_strerror(r));
+            old_child = NULL;
+        }
+        if ((child = calloc(1, sizeof(*child))) == NULL) {
+            close(fd);
+            cairn_tree_free(old_child);
+            return CAIRN_ENOMEM;
+        }
+        child->parent = d;
+        child->parent_slot = slot;
+        atomic_init(&child->pending, 1);
+        atomic_fetch_add(&d->pending, 1);
+        rc = walk_dir(b, child, fd, path, pathlen, old_child, rootdev,
+                      depth + 1);
+        close(fd);
+        cairn_tree_free(old_child);
+        bk_dir_release(b, child, b->codec);
+        return rc;
+
+    default: /* fifo, device, socket: metadata only */
+        atomic_fetch_add(&b->files, 1);
+        if ((err = read_xattrs(-1, path, e)) != 0 && err != EPERM)
+            bk_file_error(b, path, err, "cannot read extended attributes");
+        return 0;
+    }
+}
+
+struct name_list {
+    char **v;
+    size_t n, cap;
+};
+
+static int name_qcmp(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+static void name_list_free(struct name_list *nl)
+{
+    size_t i;
+
+    for (i = 0; i < nl->n; i++)
+        free(nl->v[i]);
+    free(nl->v);
+}
+
+/* Read the names in a directory, sorted. */
+static int list_names(int dfd, struct name_list *nl)
+{
+    DIR *dir;
+    struct dirent *de;
+    int fd, rc = 0;
+
+    if ((fd = dup(dfd)) < 0)
+        return errno;
+    if ((dir = fdopendir(fd)) == NULL) {
+        rc = errno;
+        close(fd);
+        return rc;
+    }
+    rewinddir(dir);
+    for (;;) {
+        errno = 0;
+        if ((de = readdir(dir)) == NULL) {
+            rc = errno;
+            break;
+        }
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (nl->n == nl->cap) {
+            size_t ncap = nl->cap ? nl->cap * 2 : 32;
+            char **nv = realloc(nl->v, ncap * sizeof(*nv));
+
+            if (nv == NULL) {
+                rc = ENOMEM;
+                break;
+            }
+            nl->v = nv;
+            nl->cap = ncap;
+        }
+        if ((nl->v[nl->n] = strdup(de->d_name)) == NULL) {
+            rc = ENOMEM;
+            break;
+        }
+        nl->n++;
+    }
+    closedir(dir);
+    if (rc == 0)
+        qsort(nl->v, nl->n, sizeof(*nl->v), name_qcmp);
+    return rc;
+}
+
+/* Does the directory hold a valid CACHEDIR.TAG? */
+static int is_cachedir(int dfd)
+{
+    char buf[sizeof(CACHEDIR_SIG) - 1];
+    int fd;
+    ssize_t n;
+
+    fd = openat(dfd, "CACHEDIR.TAG", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    n = read_full(fd, (uint8_t *)buf, sizeof(buf));
+    close(fd);
+    return n == (ssize_t)sizeof(buf) && memcmp(buf, CACHEDIR_SIG, n) == 0;
+}
+
+static int walk_dir(struct bk *b, struct bk_dir *d, int dfd, char *path,
+                    size_t pathlen, const struct cairn_tree *old,
+                    dev_t rootdev, int depth)
+{
+    struct name_list nl = {NULL, 0, 0};
+    size_t i, nlen;
+    int rc, err;
+
+    if ((err = list_names(dfd, &nl)) != 0) {
+        name_list_free(&nl);
+        if (err == ENOMEM)
+            return CAIRN_ENOMEM;
+        bk_file_error(b, path, err, "cannot list directory");
+        return 0;
+    }
+    if (b->o->exclude_caches && is_cachedir(dfd)) {
+        for (i = 0; i < nl.n; i++)
+            if (strcmp(nl.v[i], "CACHEDIR.TAG") == 0)
+                break;
+        if (i < nl.n) {
+            char *keep = nl.v[i];
+
+            nl.v[i] = NULL;
+            name_list_free(&nl);
+            nl.v = malloc(sizeof(*nl.v));
+            if (nl.v == NULL) {
+                free(keep);
+                return CAIRN_ENOMEM;
+            }
+            nl.v[0] = keep;
+            nl.n = nl.cap = 1;
+        }
+    }
+    if (nl.n > 0 && (d->entries = calloc(nl.n, sizeof(*d->entries))) == NULL) {
+        name_list_free(&nl);
+        return CAIRN_ENOMEM;
+    }
+    d->cap = nl.n;
+    rc = 0;
+    for (i = 0; i < nl.n && rc == 0; i++) {
+        nlen = strlen(nl.v[i]);
+        if (pathlen + 1 + nlen >= PATH_MAX) {
+            bk_file_error(b, path, ENAMETOOLONG, "path too long");
+            continue;
+        }
+        if (pathlen > 1)
+            path[pathlen] = '/';
+        memcpy(path + pathlen + (pathlen > 1), nl.v[i], nlen + 1);
+        rc = add_entry(b, d, dfd, path, pathlen + (pathlen > 1) + nlen,
+                       nl.v[i], old, rootdev, 0, depth);
+        path[pathlen] = '\0';
+        if (b->o->cancel != NULL && *b->o->cancel)
+            rc = CAIRN_ECANCELED;
+        if (rc == 0 && atomic_load(&b->fatal) != 0)
+            rc = atomic_load(&b->fatal);
+        bk_progress(b, 0);
+    }
+    name_list_free(&nl);
+    return rc;
+}
+
+/* Length of the first component of p (p does not start with '/'). */
+static size_t comp_len(const char *p)
+{
+    const char *s = strchr(p, '/');
+
+    return s ? (size_t)(s - p) : strlen(p);
+}
+
+/*
+ * Back up the selected paths paths[0..n), all below prefix (an existing
+ * directory whose bk_dir is d), creating the directories between prefix
+ * and each path with their real metadata but only the selected children.
+ */
+static int walk_virtual(struct bk *b, struct bk_dir *d, const char *prefix,
+                        char **paths, size_t n, const struct cairn_tree *old)
+{
+    size_t plen = strcmp(prefix, "/") == 0 ? 0 : strlen(prefix);
+    size_t i, j, groups = 0, clen, slot;
+    struct cairn_tree_entry *e;
+    const struct cairn_tree_entry *oe;
+    struct cairn_tree *old_child;
+    struct bk_dir *child;
+    struct stat st;
+    char path[PATH_MAX], comp[NAME_MAX + 1];
+    int pfd, rc = 0;
+
+    for (i = 0; i < n; i = j) {
+        clen = comp_len(paths[i] + plen + 1);
+        for (j = i + 1; j < n && comp_len(paths[j] + plen + 1) == clen &&
+                        strncmp(paths[j] + plen + 1, paths[i] + plen + 1,
+                                clen) == 0;
+             j++)
+            ;
+        groups++;
+    }
+    if ((d->entries = calloc(groups, sizeof(*d->entries))) == NULL)
+        return CAIRN_ENOMEM;
+    d->cap = groups;
+    if ((pfd = open(plen ? prefix : "/",
+                    O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        for (i = 0; i < n; i++)
+            bk_file_error(b, paths[i], errno, "cannot open parent directory");
+        return 0;
+    }
+
+    for (i = 0; i < n && rc == 0; i = j) {
+        const char *c0 = paths[i] + plen + 1;
+
+        clen = comp_len(c0);
+        for (j = i + 1; j < n && comp_len(paths[j] + plen + 1) == clen &&
+                        strncmp(paths[j] + plen + 1, c0, clen) == 0;
+             j++)
+            ;
+        if (clen > NAME_MAX || plen + 1 + clen >= sizeof(path)) {
+            bk_file_error(b, paths[i], ENAMETOOLONG, "path too long");
+            continue;
+        }
+        memcpy(comp, c0, clen);
+        comp[clen] = '\0';
+        memcpy(path, prefix, plen);
+        path[plen] = '/';
+        memcpy(path + plen + 1, comp, clen + 1);
+
+        if (j == i + 1 && strcmp(paths[i], path) == 0) {
+            /* A selected path: back it up whole. */
+            if (fstatat(pfd, comp, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+                bk_file_error(b, path, errno, "cannot stat");
+                continue;
+            }
+            rc = add_entry(b, d, pfd, path, strlen(path), comp, old,
+                           st.st_dev, 1, 0);
+            continue;
+        }
+        /* A directory on the way to selected paths. */
+        if (fstatat(pfd, comp, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+            !S_ISDIR(st.st_mode)) {
+            int err = errno ? errno : ENOTDIR;
+
+            for (; i < j; i++)
+                bk_file_error(b, paths[i], err, "cannot reach");
+            continue;
+        }
+        if ((e = entry_new(d, comp, &slot)) == NULL ||
+            (rc = fill_meta(b, e, &st)) != 0) {
+            rc = CAIRN_ENOMEM;
+            break;
+        }
+        {
+            int dfd = openat(pfd, comp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+            if (dfd >= 0) {
+                read_xattrs(dfd, path, e);
+                close(dfd);
+            }
+        }
+        atomic_fetch_add(&b->dirs, 1);
+        oe = old != NULL ? cairn_tree_find(old, comp) : NULL;
+        old_child = NULL;
+        if (oe != NULL && oe->type == CAIRN_NODE_DIR && oe->has_subtree &&
+            cairn_repo_read_tree(b->r, b->codec, oe->subtree, &old_child) != 0)
+            old_child = NULL;
+        if ((child = calloc(1, sizeof(*child))) == NULL) {
+            cairn_tree_free(old_child);
+            rc = CAIRN_ENOMEM;
+            break;
+        }
+        child->parent = d;
+        child->parent_slot = slot;
+        atomic_init(&child->pending, 1);
+        atomic_fetch_add(&d->pending, 1);
+        rc = walk_virtual(b, child, path, paths + i, j - i, old_child);
+        cairn_tree_free(old_child);
+        bk_dir_release(b, child, b->codec);
+    }
+    close(pfd);
+    return rc;
+}
+
+int bk_walk(struct bk *b, struct bk_dir *root)
+{
+    struct cairn_tree *old = NULL;
+    char path[PATH_MAX];
+    struct stat st;
+    int fd, rc;
+
+    if (b->o->parent != NULL &&
+        (rc = cairn_repo_read_tree(b->r, b->codec, b->o->parent->root,
+                                   &old)) != 0) {
+        cairn_log(CAIRN_LOG_WARN,
+                  "parent snapshot unreadable (%s); reading every file",
+                  cairn_strerror(rc));
+        old = NULL;
+    }
+    if (b->npaths == 1 && strcmp(b->paths[0], "/") == 0) {
+        /* The whole file system. */
+        if ((fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+            fstat(fd, &st) != 0) {
+            rc = cairn_err_from_errno(errno);
+        } else {
+            path[0] = '/';
+            path[1] = '\0';
+            rc = walk_dir(b, root, fd, path, 1, old, st.st_dev, 0);
+            close(fd);
+        }
+    } else {
+        rc = walk_virtual(b, root, "/", b->paths, b->npaths, old);
+    }
+    cairn_tree_free(old);
+    bk_dir_release(b, root, b->codec);
+    return rc;
+}
