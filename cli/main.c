@@ -2,6 +2,7 @@
  * main.c - `cairn`: global options and the command table.
  */
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +84,15 @@ int main(int argc, char **argv)
     char *end;
     size_t i;
     int ch;
+
+    /*
+     * Pack and file buffers are megabytes each and pass between threads.
+     * A fixed mmap threshold keeps glibc from raising it after the first
+     * free (then such buffers would live on in per-thread arenas and the
+     * resident size would grow far beyond what is in use).
+     */
+    mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
+    mallopt(M_ARENA_MAX, 4);
 
     cli.repo = getenv("CAIRN_REPOSITORY");
     cli.password_file = getenv("CAIRN_PASSWORD_FILE");

@@ -41,6 +41,18 @@ struct cairn_store_ops {
      */
     int (*put)(void *ctx, enum cairn_obj_type type, const char *name,
                const void *buf, size_t len, int durable);
+    /*
+     * Streaming put, for large objects whose name is known only once they
+     * are whole (packs are named by their hash).  begin opens a hidden
+     * temporary object; append adds bytes; commit gives it its name with
+     * the semantics of put (durable now or at the next barrier; an
+     * existing name is kept); abort discards it.  commit and abort free
+     * the handle, also on failure.  One thread at a time per handle.
+     */
+    int (*begin)(void *ctx, enum cairn_obj_type type, void **out_h);
+    int (*append)(void *ctx, void *h, const void *buf, size_t len);
+    int (*commit)(void *ctx, void *h, const char *name, int durable);
+    void (*abort)(void *ctx, void *h);
     /* Make every earlier put durable and visible. */
     int (*barrier)(void *ctx);
     /* Read a whole object; *out malloc'ed.  CAIRN_ENOENT if absent. */
@@ -88,6 +100,13 @@ void cairn_store_free(struct cairn_store *s);
 int cairn_store_put(struct cairn_store *s, enum cairn_obj_type type,
                     const char *name, const void *buf, size_t len,
                     int durable);
+int cairn_store_begin(struct cairn_store *s, enum cairn_obj_type type,
+                      void **out_h);
+int cairn_store_append(struct cairn_store *s, void *h, const void *buf,
+                       size_t len);
+int cairn_store_commit(struct cairn_store *s, void *h, const char *name,
+                       int durable);
+void cairn_store_abort(struct cairn_store *s, void *h);
 int cairn_store_barrier(struct cairn_store *s);
 int cairn_store_get(struct cairn_store *s, enum cairn_obj_type type,
                     const char *name, uint8_t **out, size_t *out_len);

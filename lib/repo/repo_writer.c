@@ -1,10 +1,16 @@
 /*
- * repo_writer.c - the blob writer: many threads add blobs, full packs go
- * to a background thread that stores them, flush writes the index.
+ * repo_writer.c - the blob writer: many threads add blobs, a background
+ * thread streams packs to the store, flush writes the index.
  *
- * Durability order (docs/FORMAT.md): every pack is stored durably before
- * an index object names it, and index objects before the snapshot that
- * needs them (the caller saves the snapshot after flush).
+ * Packs are never held whole in memory: blobs are copied into pieces of
+ * about a megabyte, and the I/O thread appends each piece to the pack's
+ * temporary object as it comes, hashing as it goes; the pack is named by
+ * that hash when its last piece (with the trailer) is written.  Memory is
+ * bounded by the pieces in flight, not by the pack size.
+ *
+ * Durability order (docs/FORMAT.md): packs are made durable by a barrier
+ * before an index object names them, and index objects are durable before
+ * the snapshot that needs them (the caller saves it after flush).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,36 +19,67 @@
 #include "cairn/log.h"
 #include "repo_internal.h"
 
-/* Packs finished but not yet stored, at most: bounds memory in flight. */
-#define QUEUE_MAX 1
+/* Bytes of a piece before it is handed to the I/O thread. */
+#define PIECE_SIZE (1024u * 1024)
+/* Bytes of pieces queued for the I/O thread, at most (then adders wait). */
+#define QUEUE_BYTES (6u * 1024 * 1024)
 /* An index object is written for every this many stored packs, so an
  * interrupted backup keeps most of its work indexed. */
 #define INDEX_EVERY 64
+/* Pieces kept for reuse (avoids faulting in fresh pages for each). */
+#define PIECE_POOL 8
 
-struct queued_pack {
+/* The I/O side of one pack: its temporary object and running hash. */
+struct pack_job {
+    void *h;
+    struct cairn_sha256 *sha;
+    uint64_t length;
+    int failed;
+};
+
+struct piece {
     uint8_t *buf;
-    size_t len;
-    struct cairn_pack_info *info;
-    struct queued_pack *next;
+    size_t len, cap;
+    struct pack_job *job;
+    int first, last;
+    struct cairn_pack_info *info; /* on the last piece: the pack's blobs */
+    struct piece *next;
+};
+
+/* The filling side of one pack (one per blob type). */
+struct open_pack {
+    struct pack_job *job; /* NULL: no pack open */
+    struct piece *cur;
+    uint64_t offset;
+    size_t target;
+    struct cairn_index_entry *blobs;
+    uint32_t n, cap;
 };
 
 struct cairn_repo_writer {
     struct cairn_repo *r;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    struct cairn_pack_writer *open[2]; /* by blob type */
-    size_t target[2];
+    struct open_pack open[2]; /* by blob type */
 
     /* Ids added through this writer and not yet flushed. */
     uint8_t (*set)[CAIRN_ID_LEN];
     uint8_t *set_used;
     size_t set_cap, set_n;
 
-    struct queued_pack *qhead, *qtail;
-    size_t qlen;
-    size_t finishing; /* packs being finished outside the lock */
+    struct piece *qhead, *qtail;
+    size_t qbytes, qlen;
+    struct piece *pool[PIECE_POOL];
+    int npool;
     int stop;
-    int err; /* first error; sticky */
+    /* The indexer: makes a batch of stored packs durable and writes the
+     * index object naming them, while the I/O thread goes on. */
+    pthread_t ixr;
+    int ixr_started;
+    struct cairn_pack_info **ix_batch;
+    size_t ix_n;
+    int ix_busy;
+    int err;      /* first error; sticky */
     pthread_t io;
     int io_started;
 
@@ -91,7 +128,8 @@ static uint64_t id_hash(const uint8_t *id)
     return cairn_le64dec(id);
 }
 
-/* Insert id into the set; 0 if it was new, 1 if present.  Lock held. */
+/* Insert id into the set; *out_present says whether it was there.  Lock
+ * held. */
 static int set_insert(struct cairn_repo_writer *w,
                       const uint8_t id[CAIRN_ID_LEN], int *out_present)
 {
@@ -169,8 +207,60 @@ static void set_err(struct cairn_repo_writer *w, int rc)
         w->err = rc;
 }
 
-/* Write one index object naming packs[0..n) and add them to the in-memory
- * index.  Called without the lock, by one thread at a time. */
+/* A piece with room for at least need bytes.  Lock held. */
+static struct piece *piece_get(struct cairn_repo_writer *w, size_t need)
+{
+    struct piece *p;
+
+    if (need <= PIECE_SIZE && w->npool > 0) {
+        p = w->pool[--w->npool];
+    } else {
+        if ((p = calloc(1, sizeof(*p))) == NULL)
+            return NULL;
+        p->cap = need > PIECE_SIZE ? need : PIECE_SIZE;
+        if ((p->buf = malloc(p->cap)) == NULL) {
+            free(p);
+            return NULL;
+        }
+    }
+    p->len = 0;
+    p->job = NULL;
+    p->first = p->last = 0;
+    p->info = NULL;
+    p->next = NULL;
+    return p;
+}
+
+/* Give a piece back (to the pool if it is an ordinary one).  Lock held. */
+static void piece_put(struct cairn_repo_writer *w, struct piece *p)
+{
+    if (p == NULL)
+        return;
+    cairn_pack_info_free(p->info);
+    p->info = NULL;
+    if (p->cap == PIECE_SIZE && w->npool < PIECE_POOL) {
+        w->pool[w->npool++] = p;
+        return;
+    }
+    free(p->buf);
+    free(p);
+}
+
+/* Queue a piece for the I/O thread, in order.  Lock held. */
+static void piece_queue(struct cairn_repo_writer *w, struct piece *p)
+{
+    if (w->qtail != NULL)
+        w->qtail->next = p;
+    else
+        w->qhead = p;
+    w->qtail = p;
+    w->qbytes += p->len;
+    w->qlen++;
+    pthread_cond_broadcast(&w->cond);
+}
+
+/* Write one index object naming packs[0..n) after making the packs
+ * durable, and add them to the in-memory index.  One thread at a time. */
 static int write_index(struct cairn_repo_writer *w,
                        struct cairn_pack_info **packs, size_t n)
 {
@@ -183,6 +273,8 @@ static int write_index(struct cairn_repo_writer *w,
 
     if (n == 0)
         return 0;
+    if ((rc = cairn_store_barrier(w->r->store)) != 0)
+        return rc;
     if ((flat = malloc(n * sizeof(*flat))) == NULL)
         return CAIRN_ENOMEM;
     for (i = 0; i < n; i++)
@@ -203,13 +295,60 @@ out:
     return rc;
 }
 
+/* Store one piece: begin the pack on its first piece, name it on its
+ * last.  Called by the I/O thread without the lock.  Returns the stored
+ * pack's info (taken from the piece) when the pack is complete. */
+static int store_piece(struct cairn_repo_writer *w, struct piece *p,
+                       struct cairn_pack_info **out_done)
+{
+    struct pack_job *job = p->job;
+    char name[2 * CAIRN_ID_LEN + 1];
+    int rc = 0;
+
+    *out_done = NULL;
+    if (p->first && !job->failed) {
+        if ((job->sha = cairn_sha256_new()) == NULL)
+            rc = CAIRN_ENOMEM;
+        else
+            rc = cairn_store_begin(w->r->store, CAIRN_OBJ_PACK, &job->h);
+    }
+    if (rc == 0 && !job->failed) {
+        if ((rc = cairn_sha256_update(job->sha, p->buf, p->len)) == 0)
+            rc = cairn_store_append(w->r->store, job->h, p->buf, p->len);
+        job->length += p->len;
+    }
+    if (rc != 0 && !job->failed) {
+        job->failed = rc;
+        cairn_store_abort(w->r->store, job->h);
+        job->h = NULL;
+    }
+    if (p->last) {
+        if (!job->failed) {
+            rc = cairn_sha256_final(job->sha, p->info->id);
+            p->info->length = job->length;
+            repo_hex(p->info->id, name);
+            if (rc == 0)
+                rc = cairn_store_commit(w->r->store, job->h, name, 0);
+            else
+                cairn_store_abort(w->r->store, job->h);
+            if (rc == 0) {
+                *out_done = p->info;
+                p->info = NULL;
+            }
+        } else {
+            rc = job->failed;
+        }
+        cairn_sha256_free(job->sha);
+        free(job);
+    }
+    return rc;
+}
+
 static void *io_main(void *arg)
 {
     struct cairn_repo_writer *w = arg;
-    struct queued_pack *q;
-    struct cairn_pack_info **batch;
-    char name[2 * CAIRN_ID_LEN + 1];
-    size_t nbatch, i;
+    struct piece *p;
+    struct cairn_pack_info *done;
     int rc;
 
     pthread_mutex_lock(&w->lock);
@@ -218,54 +357,77 @@ static void *io_main(void *arg)
             pthread_cond_wait(&w->cond, &w->lock);
         if (w->qhead == NULL)
             break;
-        q = w->qhead;
-        pthread_mutex_unlock(&w->lock);
-
-        repo_hex(q->info->id, name);
-        rc = cairn_store_put(w->r->store, CAIRN_OBJ_PACK, name, q->buf,
-                             q->len, 1);
-        free(q->buf);
-        q->buf = NULL;
-
-        pthread_mutex_lock(&w->lock);
-        w->qhead = q->next;
+        p = w->qhead;
+        w->qhead = p->next;
         if (w->qhead == NULL)
             w->qtail = NULL;
+        pthread_mutex_unlock(&w->lock);
+
+        rc = store_piece(w, p, &done);
+
+        pthread_mutex_lock(&w->lock);
+        w->qbytes -= p->len;
         w->qlen--;
-        if (rc == 0 && w->nstored == w->stored_cap) {
+        if (rc == 0 && done != NULL && w->nstored == w->stored_cap) {
             size_t ncap = w->stored_cap ? w->stored_cap * 2 : 64;
             void *ns = realloc(w->stored, ncap * sizeof(*w->stored));
 
             if (ns == NULL) {
                 rc = CAIRN_ENOMEM;
+                cairn_pack_info_free(done);
+                done = NULL;
             } else {
                 w->stored = ns;
                 w->stored_cap = ncap;
             }
         }
-        if (rc != 0) {
+        if (rc != 0)
             set_err(w, rc);
-            cairn_pack_info_free(q->info);
-        } else {
-            w->stored[w->nstored++] = q->info;
-            w->stored_bytes += q->len;
+        if (done != NULL) {
+            w->stored[w->nstored++] = done;
+            w->stored_bytes += done->length;
         }
-        free(q);
-        /* Index what is stored every INDEX_EVERY packs. */
-        if (w->err == 0 && w->nstored >= INDEX_EVERY) {
-            batch = w->stored;
-            nbatch = w->nstored;
+        piece_put(w, p);
+        /* Every INDEX_EVERY packs, hand them to the indexer. */
+        if (w->err == 0 && w->nstored >= INDEX_EVERY && !w->ix_busy) {
+            w->ix_batch = w->stored;
+            w->ix_n = w->nstored;
             w->stored = NULL;
             w->nstored = w->stored_cap = 0;
-            pthread_mutex_unlock(&w->lock);
-            rc = write_index(w, batch, nbatch);
-            for (i = 0; i < nbatch; i++)
-                cairn_pack_info_free(batch[i]);
-            free(batch);
-            pthread_mutex_lock(&w->lock);
-            if (rc != 0)
-                set_err(w, rc);
+            w->ix_busy = 1;
         }
+        pthread_cond_broadcast(&w->cond);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+static void *indexer_main(void *arg)
+{
+    struct cairn_repo_writer *w = arg;
+    struct cairn_pack_info **batch;
+    size_t n, i;
+    int rc;
+
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        while (w->ix_batch == NULL && !w->stop)
+            pthread_cond_wait(&w->cond, &w->lock);
+        if (w->ix_batch == NULL)
+            break;
+        batch = w->ix_batch;
+        n = w->ix_n;
+        w->ix_batch = NULL;
+        w->ix_n = 0;
+        pthread_mutex_unlock(&w->lock);
+        rc = write_index(w, batch, n);
+        for (i = 0; i < n; i++)
+            cairn_pack_info_free(batch[i]);
+        free(batch);
+        pthread_mutex_lock(&w->lock);
+        if (rc != 0)
+            set_err(w, rc);
+        w->ix_busy = 0;
         pthread_cond_broadcast(&w->cond);
     }
     pthread_mutex_unlock(&w->lock);
@@ -284,20 +446,18 @@ int cairn_repo_writer_new(struct cairn_repo *r, struct cairn_repo_writer **out)
         goto err1;
     if (pthread_cond_init(&w->cond, NULL) != 0)
         goto err2;
-    if ((w->open[0] = cairn_pack_writer_new()) == NULL ||
-        (w->open[1] = cairn_pack_writer_new()) == NULL)
-        goto err3;
-    w->target[0] = pick_target(w);
-    w->target[1] = pick_target(w);
     if (pthread_create(&w->io, NULL, io_main, w) != 0)
         goto err3;
     w->io_started = 1;
+    if (pthread_create(&w->ixr, NULL, indexer_main, w) != 0) {
+        cairn_repo_writer_free(w);
+        return CAIRN_ENOMEM;
+    }
+    w->ixr_started = 1;
     *out = w;
     return 0;
 
 err3:
-    cairn_pack_writer_free(w->open[0]);
-    cairn_pack_writer_free(w->open[1]);
     pthread_cond_destroy(&w->cond);
 err2:
     pthread_mutex_destroy(&w->lock);
@@ -307,54 +467,96 @@ err0:
     return rc;
 }
 
-/* Finish a full pack (outside the lock) and queue it for the I/O thread,
- * waiting while the queue is full. */
-static int finish_and_queue(struct cairn_repo_writer *w,
-                            struct cairn_pack_writer *pw)
+/* Append bytes to the pack's current piece, queueing full pieces.  Lock
+ * held. */
+static int pack_write(struct cairn_repo_writer *w, struct open_pack *op,
+                      const void *buf, size_t len)
 {
-    struct queued_pack *q;
+    struct piece *p = op->cur;
+
+    if (p != NULL && p->cap - p->len < len) {
+        piece_queue(w, p);
+        op->cur = p = NULL;
+    }
+    if (p == NULL) {
+        if ((p = piece_get(w, len)) == NULL)
+            return CAIRN_ENOMEM;
+        p->job = op->job;
+        op->cur = p;
+    }
+    memcpy(p->buf + p->len, buf, len);
+    p->len += len;
+    if (p->len >= PIECE_SIZE) {
+        piece_queue(w, p);
+        op->cur = NULL;
+    }
+    return 0;
+}
+
+/* Open a new pack of op: its job and header.  Lock held. */
+static int pack_open(struct cairn_repo_writer *w, struct open_pack *op)
+{
+    static const uint8_t header[CAIRN_PACK_HEADER_LEN] = {'C', 'R', 'N', 'P',
+                                                           1,   0,   0,   0};
+    struct piece *p;
     int rc;
 
-    if ((q = calloc(1, sizeof(*q))) == NULL) {
-        rc = CAIRN_ENOMEM;
-        goto fail;
+    if ((op->job = calloc(1, sizeof(*op->job))) == NULL)
+        return CAIRN_ENOMEM;
+    if ((p = piece_get(w, PIECE_SIZE)) == NULL) {
+        free(op->job);
+        op->job = NULL;
+        return CAIRN_ENOMEM;
     }
-    if ((rc = cairn_pack_writer_finish(pw, w->r->keys.mac, &q->buf, &q->len,
-                                       &q->info)) != 0) {
-        free(q);
-        goto fail;
-    }
-    cairn_pack_writer_free(pw);
-    pthread_mutex_lock(&w->lock);
-    while (w->qlen >= QUEUE_MAX && w->err == 0)
-        pthread_cond_wait(&w->cond, &w->lock);
-    w->finishing--;
-    if (w->err != 0) {
-        rc = w->err;
-        pthread_cond_broadcast(&w->cond);
-        pthread_mutex_unlock(&w->lock);
-        free(q->buf);
-        cairn_pack_info_free(q->info);
-        free(q);
+    p->job = op->job;
+    p->first = 1;
+    op->cur = p;
+    op->offset = 0;
+    op->target = pick_target(w);
+    if ((rc = pack_write(w, op, header, sizeof(header))) != 0)
         return rc;
-    }
-    if (w->qtail != NULL)
-        w->qtail->next = q;
-    else
-        w->qhead = q;
-    w->qtail = q;
-    w->qlen++;
-    pthread_cond_broadcast(&w->cond);
-    pthread_mutex_unlock(&w->lock);
+    op->offset = sizeof(header);
     return 0;
+}
 
-fail:
-    cairn_pack_writer_free(pw);
-    pthread_mutex_lock(&w->lock);
-    w->finishing--;
-    set_err(w, rc);
-    pthread_cond_broadcast(&w->cond);
-    pthread_mutex_unlock(&w->lock);
+/* Close the open pack of op: trailer, footer, last piece.  Lock held. */
+static int pack_close(struct cairn_repo_writer *w, struct open_pack *op)
+{
+    struct cairn_pack_info *info;
+    struct cairn_buf t;
+    uint8_t footer[CAIRN_PACK_FOOTER_LEN];
+    int rc;
+
+    if ((info = calloc(1, sizeof(*info))) == NULL)
+        return CAIRN_ENOMEM;
+    info->nblobs = op->n;
+    info->blobs = op->blobs;
+    op->blobs = NULL;
+    op->n = op->cap = 0;
+    /* The trailer is this pack's index, its id and length zero. */
+    cairn_buf_init(&t, CAIRN_INDEX_MAX_LEN);
+    if ((rc = cairn_index_encode(info, 1, w->r->keys.mac, &t)) != 0)
+        goto out;
+    cairn_le32enc(footer, (uint32_t)t.len);
+    memcpy(footer + 4, "CRNE", 4);
+    if ((rc = pack_write(w, op, t.data, t.len)) != 0 ||
+        (rc = pack_write(w, op, footer, sizeof(footer))) != 0)
+        goto out;
+    if (op->cur == NULL && (op->cur = piece_get(w, 0)) != NULL)
+        op->cur->job = op->job;
+    if (op->cur == NULL) {
+        rc = CAIRN_ENOMEM;
+        goto out;
+    }
+    op->cur->last = 1;
+    op->cur->info = info;
+    info = NULL;
+    piece_queue(w, op->cur);
+    op->cur = NULL;
+    op->job = NULL;
+out:
+    cairn_buf_free(&t);
+    cairn_pack_info_free(info);
     return rc;
 }
 
@@ -369,19 +571,52 @@ int cairn_repo_writer_has(struct cairn_repo_writer *w,
     return has || cairn_repo_lookup(w->r, id, NULL) == 0;
 }
 
+/* Record a blob's entry in the open pack.  Lock held. */
+static int pack_entry(struct open_pack *op, const uint8_t id[CAIRN_ID_LEN],
+                      uint8_t type, uint32_t slen, uint32_t len,
+                      const uint8_t (*refs)[CAIRN_ID_LEN], uint32_t nrefs)
+{
+    struct cairn_index_entry *e;
+
+    if (op->n == op->cap) {
+        uint32_t ncap = op->cap ? op->cap * 2 : 64;
+        void *nb = realloc(op->blobs, (size_t)ncap * sizeof(*op->blobs));
+
+        if (nb == NULL)
+            return CAIRN_ENOMEM;
+        op->blobs = nb;
+        op->cap = ncap;
+    }
+    e = &op->blobs[op->n];
+    memset(e, 0, sizeof(*e));
+    memcpy(e->id, id, CAIRN_ID_LEN);
+    e->type = type;
+    e->offset = (uint32_t)op->offset;
+    e->length = slen;
+    e->raw_length = len;
+    if (nrefs > 0) {
+        if ((e->refs = malloc((size_t)nrefs * CAIRN_ID_LEN)) == NULL)
+            return CAIRN_ENOMEM;
+        memcpy(e->refs, refs, (size_t)nrefs * CAIRN_ID_LEN);
+        e->nrefs = nrefs;
+    }
+    op->n++;
+    return 0;
+}
+
 int cairn_repo_writer_add(struct cairn_repo_writer *w,
                           struct cairn_blob_codec *codec, uint8_t type,
                           const uint8_t id[CAIRN_ID_LEN], const void *data,
                           size_t len, const uint8_t (*refs)[CAIRN_ID_LEN],
                           uint32_t nrefs, uint64_t *out_added)
 {
-    struct cairn_pack_writer *full = NULL, *fresh = NULL;
+    struct open_pack *op;
     uint8_t *sealed;
     size_t slen;
     int rc, present;
 
     *out_added = 0;
-    if (type > CAIRN_BLOB_TREE || len > CAIRN_BLOB_MAX)
+    if (type > CAIRN_BLOB_TREE || len == 0 || len > CAIRN_BLOB_MAX)
         return CAIRN_EINVAL;
     if (cairn_repo_lookup(w->r, id, NULL) == 0)
         return 0;
@@ -400,59 +635,42 @@ int cairn_repo_writer_add(struct cairn_repo_writer *w,
     pthread_mutex_lock(&w->lock);
     if ((rc = w->err) != 0)
         goto unlock;
-    if ((rc = cairn_pack_writer_add(w->open[type], id, type, sealed,
-                                    (uint32_t)slen, (uint32_t)len, refs,
-                                    nrefs)) != 0) {
-        set_err(w, rc);
-        goto unlock;
-    }
-    if (cairn_pack_writer_size(w->open[type]) >= w->target[type]) {
-        if ((fresh = cairn_pack_writer_new()) == NULL) {
-            rc = CAIRN_ENOMEM;
-            set_err(w, rc);
-            goto unlock;
-        }
-        full = w->open[type];
-        w->open[type] = fresh;
-        w->target[type] = pick_target(w);
-        w->finishing++;
-    }
+    op = &w->open[type];
+    if (op->job == NULL && (rc = pack_open(w, op)) != 0)
+        goto fail;
+    if ((rc = pack_entry(op, id, type, (uint32_t)slen, (uint32_t)len, refs,
+                         nrefs)) != 0 ||
+        (rc = pack_write(w, op, sealed, slen)) != 0)
+        goto fail;
+    op->offset += slen;
+    if (op->offset >= op->target && (rc = pack_close(w, op)) != 0)
+        goto fail;
+    /* Wait while the I/O thread is behind: this bounds memory. */
+    while (w->qbytes > QUEUE_BYTES && w->err == 0)
+        pthread_cond_wait(&w->cond, &w->lock);
+    rc = w->err;
 unlock:
     pthread_mutex_unlock(&w->lock);
-    if (rc != 0)
-        return rc;
-    *out_added = slen;
-    if (full != NULL)
-        return finish_and_queue(w, full);
-    return 0;
+    if (rc == 0)
+        *out_added = slen;
+    return rc;
+fail:
+    set_err(w, rc);
+    pthread_cond_broadcast(&w->cond);
+    goto unlock;
 }
 
 int cairn_repo_writer_flush(struct cairn_repo_writer *w)
 {
-    struct cairn_pack_writer *pw, *fresh;
     struct cairn_pack_info **batch;
     size_t nbatch, i, t;
-    int rc;
-
-    for (t = 0; t < 2; t++) {
-        if ((fresh = cairn_pack_writer_new()) == NULL)
-            return CAIRN_ENOMEM;
-        pthread_mutex_lock(&w->lock);
-        if (cairn_pack_writer_count(w->open[t]) == 0) {
-            pthread_mutex_unlock(&w->lock);
-            cairn_pack_writer_free(fresh);
-            continue;
-        }
-        pw = w->open[t];
-        w->open[t] = fresh;
-        w->finishing++;
-        pthread_mutex_unlock(&w->lock);
-        if ((rc = finish_and_queue(w, pw)) != 0)
-            return rc;
-    }
+    int rc = 0;
 
     pthread_mutex_lock(&w->lock);
-    while ((w->qlen > 0 || w->finishing > 0) && w->err == 0)
+    for (t = 0; t < 2 && w->err == 0; t++)
+        if (w->open[t].job != NULL && (rc = pack_close(w, &w->open[t])) != 0)
+            set_err(w, rc);
+    while ((w->qlen > 0 || w->ix_busy) && w->err == 0)
         pthread_cond_wait(&w->cond, &w->lock);
     if ((rc = w->err) != 0) {
         pthread_mutex_unlock(&w->lock);
@@ -479,8 +697,6 @@ int cairn_repo_writer_flush(struct cairn_repo_writer *w)
         w->r->orphans = NULL;
         w->r->norphans = 0;
     }
-    if ((rc = cairn_store_barrier(w->r->store)) != 0)
-        goto out;
     rc = write_index(w, batch, nbatch);
 out:
     for (i = 0; i < nbatch; i++)
@@ -504,33 +720,66 @@ uint64_t cairn_repo_writer_stored_bytes(struct cairn_repo_writer *w)
     return n;
 }
 
+static void open_pack_clear(struct open_pack *op)
+{
+    uint32_t i;
+
+    for (i = 0; i < op->n; i++)
+        free(op->blobs[i].refs);
+    free(op->blobs);
+    if (op->cur != NULL) {
+        free(op->cur->buf);
+        free(op->cur);
+    }
+    free(op->job);
+    memset(op, 0, sizeof(*op));
+}
+
 void cairn_repo_writer_free(struct cairn_repo_writer *w)
 {
-    struct queued_pack *q, *next;
+    struct piece *p, *next;
     size_t i;
+    int t;
 
     if (w == NULL)
         return;
     if (w->io_started) {
+        /* The I/O thread finishes what is queued (a pack without its last
+         * piece is discarded when the store closes), then stops. */
         pthread_mutex_lock(&w->lock);
-        /* The I/O thread stores what is queued, then stops; those packs
-         * stay unindexed until the next open adopts them. */
         w->stop = 1;
         pthread_cond_broadcast(&w->cond);
         pthread_mutex_unlock(&w->lock);
         pthread_join(w->io, NULL);
     }
-    for (q = w->qhead; q != NULL; q = next) {
-        next = q->next;
-        free(q->buf);
-        cairn_pack_info_free(q->info);
-        free(q);
+    if (w->ixr_started)
+        pthread_join(w->ixr, NULL);
+    if (w->ix_batch != NULL) {
+        for (i = 0; i < w->ix_n; i++)
+            cairn_pack_info_free(w->ix_batch[i]);
+        free(w->ix_batch);
+    }
+    for (p = w->qhead; p != NULL; p = next) {
+        next = p->next;
+        cairn_pack_info_free(p->info);
+        free(p->buf);
+        free(p);
+    }
+    for (t = 0; t < 2; t++) {
+        /* A pack still open has a job the I/O thread may have begun. */
+        if (w->open[t].job != NULL && w->open[t].job->h != NULL)
+            cairn_store_abort(w->r->store, w->open[t].job->h);
+        if (w->open[t].job != NULL)
+            cairn_sha256_free(w->open[t].job->sha);
+        open_pack_clear(&w->open[t]);
+    }
+    for (i = 0; i < (size_t)w->npool; i++) {
+        free(w->pool[i]->buf);
+        free(w->pool[i]);
     }
     for (i = 0; i < w->nstored; i++)
         cairn_pack_info_free(w->stored[i]);
     free(w->stored);
-    cairn_pack_writer_free(w->open[0]);
-    cairn_pack_writer_free(w->open[1]);
     free(w->set);
     free(w->set_used);
     pthread_cond_destroy(&w->cond);

@@ -16,7 +16,7 @@
 
 #define RING_CAP 4096
 /* Bytes of file data in flight between the walker and the workers. */
-#define INFLIGHT_MAX (32u * 1024 * 1024)
+#define INFLIGHT_MAX (16u * 1024 * 1024)
 
 int64_t bk_now_ns(void)
 {
@@ -374,7 +374,8 @@ int cairn_backup(struct cairn_repo *r, const struct cairn_backup_opts *o,
     b.chunker = cairn_repo_chunker(r);
     b.chunk_min = cairn_repo_config(r)->chunk_min;
     b.chunk_max = cairn_repo_config(r)->chunk_max;
-    b.seg_size = 2 * (size_t)b.chunk_max;
+    /* A segment holds at least one largest chunk plus room to read on. */
+    b.seg_size = (size_t)b.chunk_max + b.chunk_max / 8;
     b.inflight_max = INFLIGHT_MAX;
     if (b.inflight_max < 2 * b.seg_size)
         b.inflight_max = 2 * b.seg_size;
