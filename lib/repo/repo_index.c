@@ -237,6 +237,37 @@ uint64_t cairn_repo_pack_count(struct cairn_repo *r)
     return n;
 }
 
+struct cairn_pack_info *repo_pack_info_dup(const uint8_t id[CAIRN_ID_LEN],
+                                           uint64_t length,
+                                           const struct cairn_index_entry *b,
+                                           uint32_t n)
+{
+    struct cairn_pack_info *pi;
+    uint8_t *refs;
+    size_t size, i;
+
+    size = sizeof(*pi) + (size_t)n * sizeof(*b);
+    for (i = 0; i < n; i++)
+        size += (size_t)b[i].nrefs * CAIRN_ID_LEN;
+    if ((pi = malloc(size)) == NULL)
+        return NULL;
+    memcpy(pi->id, id, CAIRN_ID_LEN);
+    pi->length = length;
+    pi->nblobs = n;
+    pi->blobs = (struct cairn_index_entry *)(pi + 1);
+    refs = (uint8_t *)(pi->blobs + n);
+    for (i = 0; i < n; i++) {
+        pi->blobs[i] = b[i];
+        pi->blobs[i].refs = NULL;
+        if (b[i].nrefs > 0) {
+            memcpy(refs, b[i].refs, (size_t)b[i].nrefs * CAIRN_ID_LEN);
+            pi->blobs[i].refs = (uint8_t(*)[CAIRN_ID_LEN])refs;
+            refs += (size_t)b[i].nrefs * CAIRN_ID_LEN;
+        }
+    }
+    return pi;
+}
+
 struct load_ctx {
     struct cairn_repo *r;
     char **names;
@@ -292,7 +323,7 @@ static int adopt_pack(struct cairn_repo *r, const char *name, uint64_t size)
     uint32_t tlen;
     struct cairn_index *ti = NULL;
     struct cairn_pack_info *pi = NULL, **no;
-    uint32_t i;
+    uint8_t id[CAIRN_ID_LEN];
     int rc;
 
     if (size < CAIRN_PACK_HEADER_LEN + CAIRN_PACK_FOOTER_LEN)
@@ -322,32 +353,12 @@ static int adopt_pack(struct cairn_repo *r, const char *name, uint64_t size)
         goto err2;
     }
     /* Copy the one pack into a stand-alone pack info we keep. */
-    if ((pi = calloc(1, sizeof(*pi))) == NULL) {
+    if ((rc = cairn_hex_decode(name, id, CAIRN_ID_LEN)) != 0)
+        goto err2;
+    if ((pi = repo_pack_info_dup(id, size, ti->packs[0].blobs,
+                                 ti->packs[0].nblobs)) == NULL) {
         rc = CAIRN_ENOMEM;
         goto err2;
-    }
-    if ((rc = cairn_hex_decode(name, pi->id, CAIRN_ID_LEN)) != 0)
-        goto err3;
-    pi->length = size;
-    pi->nblobs = ti->packs[0].nblobs;
-    if (pi->nblobs > 0 &&
-        (pi->blobs = calloc(pi->nblobs, sizeof(*pi->blobs))) == NULL) {
-        rc = CAIRN_ENOMEM;
-        goto err3;
-    }
-    for (i = 0; i < pi->nblobs; i++) {
-        pi->blobs[i] = ti->packs[0].blobs[i];
-        pi->blobs[i].refs = NULL;
-        if (pi->blobs[i].nrefs > 0) {
-            size_t n = (size_t)pi->blobs[i].nrefs * CAIRN_ID_LEN;
-
-            if ((pi->blobs[i].refs = malloc(n)) == NULL) {
-                pi->blobs[i].nrefs = 0;
-                rc = CAIRN_ENOMEM;
-                goto err3;
-            }
-            memcpy(pi->blobs[i].refs, ti->packs[0].blobs[i].refs, n);
-        }
     }
     if ((no = realloc(r->orphans, (r->norphans + 1) * sizeof(*no))) == NULL) {
         rc = CAIRN_ENOMEM;

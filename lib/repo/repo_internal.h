@@ -52,6 +52,15 @@ int repo_index_add_pack(struct repo_index *ix, const struct cairn_pack_info *pi)
 /* 1 if the pack id is known. */
 int repo_index_has_pack(struct repo_index *ix, const uint8_t id[CAIRN_ID_LEN]);
 
+/*
+ * Copy a pack description into one allocation, the form
+ * cairn_pack_info_free releases (refs included).  NULL on ENOMEM.
+ */
+struct cairn_pack_info *repo_pack_info_dup(const uint8_t id[CAIRN_ID_LEN],
+                                           uint64_t length,
+                                           const struct cairn_index_entry *b,
+                                           uint32_t n);
+
 /* The directory-free hex name of an id. */
 void repo_hex(const uint8_t id[CAIRN_ID_LEN], char out[2 * CAIRN_ID_LEN + 1]);
 

@@ -527,12 +527,17 @@ static int pack_close(struct cairn_repo_writer *w, struct open_pack *op)
     uint8_t footer[CAIRN_PACK_FOOTER_LEN];
     int rc;
 
-    if ((info = calloc(1, sizeof(*info))) == NULL)
-        return CAIRN_ENOMEM;
-    info->nblobs = op->n;
-    info->blobs = op->blobs;
+    static const uint8_t zero[CAIRN_ID_LEN];
+    uint32_t i;
+
+    info = repo_pack_info_dup(zero, 0, op->blobs, op->n);
+    for (i = 0; i < op->n; i++)
+        free(op->blobs[i].refs);
+    free(op->blobs);
     op->blobs = NULL;
     op->n = op->cap = 0;
+    if (info == NULL)
+        return CAIRN_ENOMEM;
     /* The trailer is this pack's index, its id and length zero. */
     cairn_buf_init(&t, CAIRN_INDEX_MAX_LEN);
     if ((rc = cairn_index_encode(info, 1, w->r->keys.mac, &t)) != 0)

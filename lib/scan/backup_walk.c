@@ -685,7 +685,7 @@ static int list_names(int dfd, struct name_list *nl)
         nl->n++;
     }
     closedir(dir);
-    if (rc == 0)
+    if (rc == 0 && nl->n > 1)
         qsort(nl->v, nl->n, sizeof(*nl->v), name_qcmp);
     return rc;
 }

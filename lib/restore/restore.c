@@ -1,0 +1,815 @@
+/*
+ * restore.c - bring a snapshot (or part of it) back to disk.
+ *
+ * Three phases:
+ *   1. plan: walk the trees from the chosen path, create the directories
+ *      (mode 0700 for now), look up every content blob, and collect the
+ *      files, symlinks, special files and hard links;
+ *   2. contents: rs_write_files (restore_files.c) writes the files with a
+ *      pool of workers, each file's metadata applied when it is complete;
+ *   3. the rest: hard links, symlinks and special files, then the
+ *      directories' metadata, deepest first (creating entries changes a
+ *      directory's times).
+ *
+ * A file whose content is missing or does not authenticate is reported
+ * (CAIRN_EV_DAMAGED_FILE) and removed: no file is left with wrong content.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cairn/blob.h"
+#include "cairn/err.h"
+#include "cairn/restore.h"
+#include "restore/restore_int.h"
+
+#define SPLIT_MIN (48u * 1024 * 1024) /* files above this are split ... */
+#define PART_LEN (16u * 1024 * 1024)  /* ... in pieces of about this */
+#define ARENA_BLOCK (256u * 1024)
+
+struct rs_arena {
+    struct rs_arena *next;
+    size_t used, cap;
+    char data[];
+};
+
+static char *arena_dup(struct rs *rs, const char *s, size_t n)
+{
+    struct rs_arena *a = rs->arena;
+    size_t cap;
+    char *p;
+
+    if (a == NULL || a->cap - a->used < n + 1) {
+        cap = n + 1 > ARENA_BLOCK ? n + 1 : ARENA_BLOCK;
+        if ((a = malloc(sizeof(*a) + cap)) == NULL)
+            return NULL;
+        a->next = rs->arena;
+        a->used = 0;
+        a->cap = cap;
+        rs->arena = a;
+    }
+    p = a->data + a->used;
+    memcpy(p, s, n);
+    p[n] = '\0';
+    a->used += n + 1;
+    return p;
+}
+
+static void arena_free(struct rs_arena *a)
+{
+    struct rs_arena *n;
+
+    for (; a != NULL; a = n) {
+        n = a->next;
+        free(a);
+    }
+}
+
+/* Make room for one more element of size sz in *v (count n, capacity cap). */
+static int push(void *vp, size_t *n, size_t *cap, size_t sz)
+{
+    void **v = vp;
+    size_t ncap;
+    void *nv;
+
+    if (*n < *cap)
+        return 0;
+    ncap = *cap ? *cap * 2 : 64;
+    if (ncap > SIZE_MAX / sz)
+        return CAIRN_ENOMEM;
+    if ((nv = realloc(*v, ncap * sz)) == NULL)
+        return CAIRN_ENOMEM;
+    *v = nv;
+    *cap = ncap;
+    return 0;
+}
+
+int64_t rs_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int rs_cancelled(struct rs *rs)
+{
+    return rs->o->cancel != NULL && *rs->o->cancel != 0;
+}
+
+void rs_event(struct rs *rs, int kind, const char *path, const char *name,
+              int err, int sys_errno, const char *detail)
+{
+    struct cairn_event ev;
+
+    if (rs->o->on_event == NULL)
+        return;
+    memset(&ev, 0, sizeof(ev));
+    ev.kind = kind;
+    ev.path = path;
+    ev.name = name;
+    ev.err = err;
+    ev.sys_errno = sys_errno;
+    ev.detail = detail;
+    pthread_mutex_lock(&rs->ev_lock);
+    rs->o->on_event(rs->o->event_arg, &ev);
+    pthread_mutex_unlock(&rs->ev_lock);
+}
+
+void rs_file_error(struct rs *rs, const char *path, int sys_errno,
+                   const char *what)
+{
+    atomic_fetch_add(&rs->errors, 1);
+    rs_event(rs, CAIRN_EV_FILE_ERROR, path, NULL,
+             cairn_err_from_errno(sys_errno), sys_errno, what);
+}
+
+void rs_damaged(struct rs *rs, const char *spath, int err, const char *detail)
+{
+    atomic_fetch_add(&rs->errors, 1);
+    atomic_fetch_add(&rs->damaged, 1);
+    rs_event(rs, CAIRN_EV_DAMAGED_FILE, spath, NULL, err, 0, detail);
+}
+
+void rs_progress(struct rs *rs, int force)
+{
+    struct cairn_progress p;
+    struct cairn_event ev;
+    int64_t now;
+
+    if (rs->o->on_event == NULL)
+        return;
+    now = rs_now();
+    if (force)
+        pthread_mutex_lock(&rs->ev_lock);
+    else if (pthread_mutex_trylock(&rs->ev_lock) != 0)
+        return; /* someone else is reporting right now */
+    if (force || now - rs->last_progress >= 250000000) {
+        rs->last_progress = now;
+        memset(&p, 0, sizeof(p));
+        p.files_done = atomic_load(&rs->files_done);
+        p.files_total = rs->files_total;
+        p.bytes_done = atomic_load(&rs->bytes_done);
+        p.bytes_total = rs->bytes_total;
+        p.errors = atomic_load(&rs->errors);
+        p.elapsed_ns = now - rs->t0;
+        p.totals_final = 1;
+        memset(&ev, 0, sizeof(ev));
+        ev.kind = CAIRN_EV_PROGRESS;
+        ev.progress = &p;
+        rs->o->on_event(rs->o->event_arg, &ev);
+    }
+    pthread_mutex_unlock(&rs->ev_lock);
+}
+
+void rs_set_xattrs(struct rs *rs, int fd, const char *path,
+                   const struct cairn_tree_entry *e, int follow)
+{
+    const struct cairn_xattr *x;
+    uint16_t i;
+    int rc;
+
+    for (i = 0; i < e->nxattrs; i++) {
+        x = &e->xattrs[i];
+        /* Other namespaces (trusted, security, system) need privilege. */
+        if (!rs->is_root && strncmp(x->name, "user.", 5) != 0)
+            continue;
+        if (fd >= 0)
+            rc = fsetxattr(fd, x->name, x->value, x->len, 0);
+        else if (follow)
+            rc = setxattr(path, x->name, x->value, x->len, 0);
+        else
+            rc = lsetxattr(path, x->name, x->value, x->len, 0);
+        if (rc != 0)
+            rs_file_error(rs, path, errno, "cannot set extended attribute");
+    }
+}
+
+/* Owner, mode and times by path (directories, symlinks, special files). */
+static void path_meta(struct rs *rs, const char *path,
+                      const struct cairn_tree_entry *e)
+{
+    int link = e->type == CAIRN_NODE_SYMLINK;
+    struct timespec ts[2];
+
+    if (e->nxattrs > 0)
+        rs_set_xattrs(rs, -1, path, e, !link);
+    if (rs->o->restore_owner &&
+        fchownat(AT_FDCWD, path, e->uid, e->gid, AT_SYMLINK_NOFOLLOW) != 0)
+        rs_file_error(rs, path, errno, "cannot set owner");
+    if (!link && fchmodat(AT_FDCWD, path, (mode_t)(e->mode & 07777), 0) != 0)
+        rs_file_error(rs, path, errno, "cannot set mode");
+    ts[0].tv_sec = e->atime_ns / 1000000000;
+    ts[0].tv_nsec = e->atime_ns % 1000000000;
+    ts[1].tv_sec = e->mtime_ns / 1000000000;
+    ts[1].tv_nsec = e->mtime_ns % 1000000000;
+    if (ts[0].tv_nsec < 0) {
+        ts[0].tv_nsec += 1000000000;
+        ts[0].tv_sec--;
+    }
+    if (ts[1].tv_nsec < 0) {
+        ts[1].tv_nsec += 1000000000;
+        ts[1].tv_sec--;
+    }
+    if (utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW) != 0)
+        rs_file_error(rs, path, errno, "cannot set times");
+}
+
+/* Create a directory, or accept an existing one (not a symlink to one). */
+static int make_dir(const char *path)
+{
+    struct stat st;
+
+    if (mkdir(path, 0700) == 0)
+        return 0;
+    if (errno != EEXIST)
+        return -1;
+    if (lstat(path, &st) != 0)
+        return -1;
+    if (S_ISDIR(st.st_mode))
+        return 0;
+    if (unlink(path) != 0)
+        return -1;
+    return mkdir(path, 0700);
+}
+
+/* mkdir -p for the target. */
+static int make_target(const char *target)
+{
+    char buf[PATH_MAX];
+    size_t n = strlen(target), i;
+    struct stat st;
+
+    if (n == 0 || n >= sizeof(buf))
+        return CAIRN_EINVAL;
+    memcpy(buf, target, n + 1);
+    for (i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        buf[i] = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            return cairn_err_from_errno(errno);
+        buf[i] = i < n ? '/' : '\0';
+    }
+    if (stat(target, &st) != 0)
+        return cairn_err_from_errno(errno);
+    if (!S_ISDIR(st.st_mode))
+        return CAIRN_EINVAL;
+    return 0;
+}
+
+static int name_ok(const char *name)
+{
+    return name[0] != '\0' && strchr(name, '/') == NULL &&
+           strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+}
+
+static int plan_tree(struct rs *rs, struct cairn_blob_codec *codec,
+                     const uint8_t id[CAIRN_ID_LEN], char *fp, size_t fl,
+                     char *sp, size_t sl);
+
+static int plan_file(struct rs *rs, const struct cairn_tree_entry *e,
+                     char *path, char *spath)
+{
+    struct cairn_blob_loc loc;
+    struct rs_file *f;
+    struct rs_chunk *c;
+    uint64_t off = 0;
+    uint32_t i;
+    int rc;
+
+    if (rs->nchunks + e->ncontent < rs->nchunks)
+        return CAIRN_ENOMEM;
+    while (rs->chunks_cap < rs->nchunks + e->ncontent) {
+        size_t ncap = rs->chunks_cap ? rs->chunks_cap * 2 : 1024;
+        struct rs_chunk *nc;
+
+        if ((nc = realloc(rs->chunks, ncap * sizeof(*nc))) == NULL)
+            return CAIRN_ENOMEM;
+        rs->chunks = nc;
+        rs->chunks_cap = ncap;
+    }
+    for (i = 0; i < e->ncontent; i++) {
+        rc = cairn_repo_lookup(rs->repo, e->content[i], &loc);
+        if (rc == CAIRN_ENOMEM)
+            return rc;
+        if (rc != 0 || loc.type != CAIRN_BLOB_DATA ||
+            loc.raw_length > CAIRN_BLOB_MAX) {
+            rs_damaged(rs, spath, rc ? rc : CAIRN_ECORRUPT,
+                       "a content blob is missing from the index");
+            return 0;
+        }
+        c = &rs->chunks[rs->nchunks + i];
+        memcpy(c->pack, loc.pack, CAIRN_ID_LEN);
+        c->id = e->content[i];
+        c->offset = loc.offset;
+        c->length = loc.length;
+        c->raw_length = loc.raw_length;
+        c->file_off = off;
+        off += loc.raw_length;
+        if (loc.raw_length > rs->max_raw)
+            rs->max_raw = loc.raw_length;
+    }
+    if ((rc = push(&rs->files, &rs->nfiles, &rs->files_cap,
+                   sizeof(*rs->files))) != 0)
+        return rc;
+    f = &rs->files[rs->nfiles++];
+    memset(f, 0, sizeof(*f));
+    f->e = e;
+    f->path = path;
+    f->spath = spath;
+    f->chunk0 = rs->nchunks;
+    f->nchunks = e->ncontent;
+    f->length = off;
+    f->primary = -1;
+    rs->nchunks += e->ncontent;
+    return 0;
+}
+
+/*
+ * Plan one entry whose parent's paths are fp[0..fl) (on disk) and
+ * sp[0..sl) (in the snapshot).  The buffers hold PATH_MAX bytes.
+ */
+static int plan_entry(struct rs *rs, struct cairn_blob_codec *codec,
+                      const struct cairn_tree_entry *e, char *fp, size_t fl,
+                      char *sp, size_t sl)
+{
+    size_t n = strlen(e->name);
+    struct rs_node *node;
+    char *path, *spath;
+    int rc;
+
+    if (rs_cancelled(rs))
+        return CAIRN_ECANCELED;
+    if (fl + 1 + n >= PATH_MAX || sl + 1 + n >= PATH_MAX) {
+        rs_file_error(rs, fp, ENAMETOOLONG, "path too long; not restored");
+        return 0;
+    }
+    fp[fl] = '/';
+    memcpy(fp + fl + 1, e->name, n + 1);
+    sp[sl] = '/';
+    memcpy(sp + sl + 1, e->name, n + 1);
+    if (!name_ok(e->name)) {
+        rs_event(rs, CAIRN_EV_PROBLEM, sp, NULL, CAIRN_ECORRUPT, 0,
+                 "invalid name in tree; not restored");
+        atomic_fetch_add(&rs->errors, 1);
+        return 0;
+    }
+    if ((path = arena_dup(rs, fp, fl + 1 + n)) == NULL ||
+        (spath = arena_dup(rs, sp, sl + 1 + n)) == NULL)
+        return CAIRN_ENOMEM;
+
+    switch (e->type) {
+    case CAIRN_NODE_FILE:
+        return plan_file(rs, e, path, spath);
+    case CAIRN_NODE_DIR:
+        if (make_dir(path) != 0) {
+            rs_file_error(rs, path, errno, "cannot create directory");
+            return 0;
+        }
+        if ((rc = push(&rs->dirs, &rs->ndirs, &rs->dirs_cap,
+                       sizeof(*rs->dirs))) != 0)
+            return rc;
+        node = &rs->dirs[rs->ndirs++];
+        node->e = e;
+        node->path = path;
+        node->spath = spath;
+        node->file = -1;
+        if (!e->has_subtree)
+            return 0;
+        return plan_tree(rs, codec, e->subtree, fp, fl + 1 + n, sp,
+                         sl + 1 + n);
+    default:
+        if ((rc = push(&rs->others, &rs->nothers, &rs->others_cap,
+                       sizeof(*rs->others))) != 0)
+            return rc;
+        node = &rs->others[rs->nothers++];
+        node->e = e;
+        node->path = path;
+        node->spath = spath;
+        node->file = -1;
+        return 0;
+    }
+}
+
+static int plan_tree(struct rs *rs, struct cairn_blob_codec *codec,
+                     const uint8_t id[CAIRN_ID_LEN], char *fp, size_t fl,
+                     char *sp, size_t sl)
+{
+    struct cairn_tree *t;
+    uint32_t i;
+    int rc;
+
+    rc = cairn_repo_read_tree(rs->repo, codec, id, &t);
+    if (rc == CAIRN_ENOMEM)
+        return rc;
+    if (rc != 0) {
+        /* The whole directory's listing is lost. */
+        rs_damaged(rs, sl ? sp : "/", rc,
+                   "the directory's listing cannot be read; its contents "
+                   "are not restored");
+        return 0;
+    }
+    if ((rc = push(&rs->trees, &rs->ntrees, &rs->trees_cap,
+                   sizeof(*rs->trees))) != 0) {
+        cairn_tree_free(t);
+        return rc;
+    }
+    rs->trees[rs->ntrees++] = t;
+    for (i = 0; i < t->nentries; i++) {
+        if ((rc = plan_entry(rs, codec, &t->entries[i], fp, fl, sp, sl)))
+            return rc;
+        fp[fl] = '\0';
+        sp[sl] = '\0';
+    }
+    return 0;
+}
+
+/*
+ * Find subpath in the snapshot.  *out_e is the entry (NULL for the root);
+ * its snapshot path is left in sp, whose first *out_parent bytes are the
+ * parent's path.
+ */
+static int resolve(struct rs *rs, struct cairn_blob_codec *codec,
+                   const struct cairn_snapshot *s, const char *subpath,
+                   const struct cairn_tree_entry **out_e, char *sp,
+                   size_t *out_parent)
+{
+    const struct cairn_tree_entry *e = NULL;
+    const char *p = subpath ? subpath : "", *q;
+    uint8_t id[CAIRN_ID_LEN];
+    struct cairn_tree *t;
+    char name[NAME_MAX + 1];
+    size_t n, sl = 0, parent = 0;
+    int rc;
+
+    memcpy(id, s->root, CAIRN_ID_LEN);
+    sp[0] = '\0';
+    for (;;) {
+        while (*p == '/')
+            p++;
+        if (*p == '\0')
+            break;
+        for (q = p; *q != '\0' && *q != '/'; q++)
+            ;
+        n = (size_t)(q - p);
+        if (n > NAME_MAX || sl + 1 + n >= PATH_MAX)
+            return CAIRN_ENOENT;
+        memcpy(name, p, n);
+        name[n] = '\0';
+        if (e != NULL) {
+            if (e->type != CAIRN_NODE_DIR || !e->has_subtree)
+                return CAIRN_ENOENT;
+            memcpy(id, e->subtree, CAIRN_ID_LEN);
+        }
+        if ((rc = cairn_repo_read_tree(rs->repo, codec, id, &t)) != 0)
+            return rc;
+        if ((rc = push(&rs->trees, &rs->ntrees, &rs->trees_cap,
+                       sizeof(*rs->trees))) != 0) {
+            cairn_tree_free(t);
+            return rc;
+        }
+        rs->trees[rs->ntrees++] = t;
+        if ((e = cairn_tree_find(t, name)) == NULL)
+            return CAIRN_ENOENT;
+        parent = sl;
+        sp[sl] = '/';
+        memcpy(sp + sl + 1, name, n + 1);
+        sl += 1 + n;
+        p = q;
+    }
+    *out_e = e;
+    *out_parent = parent;
+    return 0;
+}
+
+static int cmp_link(const void *a, const void *b, void *arg)
+{
+    const struct rs_file *files = arg;
+    const struct rs_file *x = &files[*(const size_t *)a];
+    const struct rs_file *y = &files[*(const size_t *)b];
+
+    if (x->e->dev != y->e->dev)
+        return x->e->dev < y->e->dev ? -1 : 1;
+    if (x->e->ino != y->e->ino)
+        return x->e->ino < y->e->ino ? -1 : 1;
+    return *(const size_t *)a < *(const size_t *)b ? -1 : 1;
+}
+
+/* Files sharing dev/ino become hard links to the first one restored. */
+static int plan_hardlinks(struct rs *rs)
+{
+    size_t *v, n = 0, i, g;
+    struct rs_node *node;
+    int rc = 0;
+
+    if (rs->nfiles == 0)
+        return 0;
+    if ((v = malloc(rs->nfiles * sizeof(*v))) == NULL)
+        return CAIRN_ENOMEM;
+    for (i = 0; i < rs->nfiles; i++)
+        if (rs->files[i].e->nlink > 1)
+            v[n++] = i;
+    qsort_r(v, n, sizeof(*v), cmp_link, rs->files);
+    for (i = 0; i < n; i = g) {
+        for (g = i + 1; g < n && rs->files[v[g]].e->dev ==
+                                     rs->files[v[i]].e->dev &&
+                        rs->files[v[g]].e->ino == rs->files[v[i]].e->ino;
+             g++) {
+            rs->files[v[g]].primary = (long)v[i];
+            if ((rc = push(&rs->others, &rs->nothers, &rs->others_cap,
+                           sizeof(*rs->others))) != 0)
+                goto out;
+            node = &rs->others[rs->nothers++];
+            node->e = rs->files[v[g]].e;
+            node->path = rs->files[v[g]].path;
+            node->spath = rs->files[v[g]].spath;
+            node->file = (long)v[g];
+        }
+    }
+out:
+    free(v);
+    return rc;
+}
+
+/* Cut files into work items; big files into pieces, created here. */
+static int plan_items(struct rs *rs)
+{
+    struct rs_file *f;
+    size_t i, c, c0, cap = 0;
+    uint64_t acc;
+    int fd, rc;
+
+    for (i = 0; i < rs->nfiles; i++) {
+        f = &rs->files[i];
+        if (f->primary >= 0)
+            continue;
+        rs->files_total++;
+        rs->bytes_total += f->length;
+        f->split = f->length > SPLIT_MIN && f->nchunks > 1;
+        if (f->split) {
+            fd = open(f->path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC |
+                                   O_NOFOLLOW, 0600);
+            if (fd < 0) {
+                rs_file_error(rs, f->path, errno, "cannot create");
+                continue;
+            }
+            if (ftruncate(fd, (off_t)f->length) != 0) {
+                rs_file_error(rs, f->path, errno, "cannot set length");
+                close(fd);
+                unlink(f->path);
+                continue;
+            }
+            close(fd);
+        }
+        c0 = f->chunk0;
+        do {
+            acc = 0;
+            c = c0;
+            if (f->split) {
+                while (c < f->chunk0 + f->nchunks && acc < PART_LEN)
+                    acc += rs->chunks[c++].raw_length;
+            } else {
+                c = f->chunk0 + f->nchunks;
+            }
+            if ((rc = push(&rs->items, &rs->nitems, &cap,
+                           sizeof(*rs->items))) != 0)
+                return rc;
+            rs->items[rs->nitems].f = i;
+            rs->items[rs->nitems].c0 = c0;
+            rs->items[rs->nitems].c1 = c;
+            rs->nitems++;
+            atomic_fetch_add(&f->parts_left, 1);
+            c0 = c;
+        } while (c0 < f->chunk0 + f->nchunks);
+    }
+    return 0;
+}
+
+static void restore_other(struct rs *rs, const struct rs_node *nd)
+{
+    const struct cairn_tree_entry *e = nd->e;
+    const struct rs_file *pf;
+    mode_t m;
+    int rc;
+
+    switch (e->type) {
+    case CAIRN_NODE_FILE: /* a hard link */
+        pf = &rs->files[rs->files[nd->file].primary];
+        if (atomic_load(&pf->damaged)) {
+            rs_damaged(rs, nd->spath, CAIRN_ECORRUPT,
+                       "hard link to a file whose content is damaged");
+            return;
+        }
+        if (atomic_load(&pf->failed) || atomic_load(&pf->parts_left)) {
+            rs_file_error(rs, nd->path, 0, "hard link target not restored");
+            return;
+        }
+        rc = link(pf->path, nd->path);
+        if (rc != 0 && errno == EEXIST && unlink(nd->path) == 0)
+            rc = link(pf->path, nd->path);
+        if (rc != 0) {
+            rs_file_error(rs, nd->path, errno, "cannot create hard link");
+            return;
+        }
+        rs->res->files++;
+        return;
+    case CAIRN_NODE_SYMLINK:
+        rc = symlink(e->target, nd->path);
+        if (rc != 0 && errno == EEXIST && unlink(nd->path) == 0)
+            rc = symlink(e->target, nd->path);
+        if (rc != 0) {
+            rs_file_error(rs, nd->path, errno, "cannot create symlink");
+            return;
+        }
+        path_meta(rs, nd->path, e);
+        rs->res->links++;
+        return;
+    case CAIRN_NODE_FIFO:
+    case CAIRN_NODE_SOCK:
+    case CAIRN_NODE_CHR:
+    case CAIRN_NODE_BLK:
+        m = e->type == CAIRN_NODE_FIFO   ? S_IFIFO
+            : e->type == CAIRN_NODE_SOCK ? S_IFSOCK
+            : e->type == CAIRN_NODE_CHR  ? S_IFCHR
+                                         : S_IFBLK;
+        if ((m == S_IFCHR || m == S_IFBLK) && !rs->is_root) {
+            rs_event(rs, CAIRN_EV_INFO, nd->path, NULL, CAIRN_EPERM, EPERM,
+                     "device node skipped: only root can create it");
+            return;
+        }
+        rc = mknod(nd->path, m | 0600, (dev_t)e->rdev);
+        if (rc != 0 && errno == EEXIST && unlink(nd->path) == 0)
+            rc = mknod(nd->path, m | 0600, (dev_t)e->rdev);
+        if (rc != 0) {
+            rs_file_error(rs, nd->path, errno, "cannot create special file");
+            return;
+        }
+        path_meta(rs, nd->path, e);
+        rs->res->specials++;
+        return;
+    default:
+        rs_event(rs, CAIRN_EV_PROBLEM, nd->spath, NULL, CAIRN_ECORRUPT, 0,
+                 "unknown entry type; not restored");
+        atomic_fetch_add(&rs->errors, 1);
+        return;
+    }
+}
+
+/* Remove the pieces of big files left unfinished by a fatal error. */
+static void remove_unfinished(struct rs *rs)
+{
+    size_t i;
+
+    for (i = 0; i < rs->nfiles; i++)
+        if (rs->files[i].split && atomic_load(&rs->files[i].parts_left) > 0)
+            unlink(rs->files[i].path);
+}
+
+/*
+ * Restore snapshot s (or o->subpath in it) into o->target.  See
+ * cairn/restore.h.  Entries that could not be written (permissions, a
+ * full disk) are reported (CAIRN_EV_FILE_ERROR) and counted in errors;
+ * the result is then CAIRN_EIO unless some content was damaged
+ * (CAIRN_ECORRUPT takes precedence).  A damaged file is removed, never
+ * left with wrong content.  The target directory's own metadata is not
+ * changed.  Device nodes are skipped (CAIRN_EV_INFO) unless running as
+ * root.  Counting: files = regular files including extra hard links,
+ * links = symlinks, specials = fifos, sockets, devices.  Thread safe with
+ * respect to r (readers only); events are serialised.
+ */
+int cairn_restore(struct cairn_repo *r, const struct cairn_snapshot *s,
+                  const struct cairn_restore_opts *o,
+                  struct cairn_restore_result *out)
+{
+    struct cairn_blob_codec *codec;
+    const struct cairn_tree_entry *top;
+    struct cairn_restore_result res;
+    struct rs rs;
+    char *fp, *sp;
+    size_t fl, sl, i;
+    long ncpu;
+    int rc;
+
+    memset(&res, 0, sizeof(res));
+    memset(&rs, 0, sizeof(rs));
+    if (r == NULL || s == NULL || o == NULL || o->target == NULL ||
+        o->target[0] == '\0') {
+        rc = CAIRN_EINVAL;
+        goto err0;
+    }
+    rs.repo = r;
+    rs.store = cairn_repo_store(r);
+    rs.o = o;
+    rs.res = &res;
+    rs.is_root = geteuid() == 0;
+    rs.t0 = rs_now();
+    ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    rs.nthreads = o->threads > 0 ? o->threads : (ncpu > 0 ? (int)ncpu : 1);
+    if (rs.nthreads > 256)
+        rs.nthreads = 256;
+    atomic_init(&rs.fatal, 0);
+    atomic_init(&rs.files_done, 0);
+    atomic_init(&rs.bytes_done, 0);
+    atomic_init(&rs.errors, 0);
+    atomic_init(&rs.damaged, 0);
+    if (pthread_mutex_init(&rs.ev_lock, NULL) != 0) {
+        rc = CAIRN_ENOMEM;
+        goto err0;
+    }
+    if ((fp = malloc(2 * PATH_MAX)) == NULL) {
+        rc = CAIRN_ENOMEM;
+        goto err1;
+    }
+    sp = fp + PATH_MAX;
+    if ((codec = cairn_blob_codec_new(cairn_repo_keys(r), 0)) == NULL) {
+        rc = CAIRN_ENOMEM;
+        goto err2;
+    }
+    if ((rc = make_target(o->target)) != 0)
+        goto err3;
+    fl = strlen(o->target);
+    while (fl > 1 && o->target[fl - 1] == '/')
+        fl--;
+    if (fl == 1 && o->target[0] == '/')
+        fl = 0; /* the root: children are "/name" */
+    memcpy(fp, o->target, fl);
+    fp[fl] = '\0';
+
+    /* 1. Plan. */
+    if ((rc = resolve(&rs, codec, s, o->subpath, &top, sp, &sl)) != 0)
+        goto err4;
+    if (top == NULL)
+        rc = plan_tree(&rs, codec, s->root, fp, fl, sp, 0);
+    else if (top->type == CAIRN_NODE_DIR)
+        rc = top->has_subtree ? plan_tree(&rs, codec, top->subtree, fp, fl,
+                                          sp, strlen(sp))
+                              : 0;
+    else {
+        sp[sl] = '\0';
+        rc = plan_entry(&rs, codec, top, fp, fl, sp, sl);
+    }
+    if (rc != 0)
+        goto err4;
+    if ((rc = plan_hardlinks(&rs)) != 0 || (rc = plan_items(&rs)) != 0)
+        goto err4;
+    res.dirs = rs.ndirs;
+    rs_progress(&rs, 1);
+
+    /* 2. Contents. */
+    if ((rc = rs_write_files(&rs)) != 0) {
+        remove_unfinished(&rs);
+        goto err4;
+    }
+    res.files = atomic_load(&rs.files_done);
+
+    /* 3. Links, special files, then directories deepest first. */
+    for (i = 0; i < rs.nothers; i++) {
+        if (rs_cancelled(&rs)) {
+            rc = CAIRN_ECANCELED;
+            goto err4;
+        }
+        restore_other(&rs, &rs.others[i]);
+    }
+    for (i = rs.ndirs; i > 0; i--)
+        path_meta(&rs, rs.dirs[i - 1].path, rs.dirs[i - 1].e);
+    rs_progress(&rs, 1);
+
+    /* Damage first: it is what the caller must hear about. */
+    rc = atomic_load(&rs.damaged) ? CAIRN_ECORRUPT
+         : atomic_load(&rs.errors) ? CAIRN_EIO
+                                   : 0;
+
+err4:
+    res.bytes = atomic_load(&rs.bytes_done);
+    res.errors = atomic_load(&rs.errors);
+    res.damaged_files = atomic_load(&rs.damaged);
+    for (i = 0; i < rs.ntrees; i++)
+        cairn_tree_free(rs.trees[i]);
+    free(rs.trees);
+    free(rs.files);
+    free(rs.chunks);
+    free(rs.items);
+    free(rs.dirs);
+    free(rs.others);
+    arena_free(rs.arena);
+err3:
+    cairn_blob_codec_free(codec);
+err2:
+    free(fp);
+err1:
+    pthread_mutex_destroy(&rs.ev_lock);
+err0:
+    res.elapsed_ns = rs.t0 ? rs_now() - rs.t0 : 0;
+    if (out != NULL)
+        *out = res;
+    return rc;
+}

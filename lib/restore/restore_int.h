@@ -1,0 +1,107 @@
+/*
+ * restore_int.h - shared state of one restore run (restore.c plans it,
+ * restore_files.c writes file contents with a pool of workers).
+ */
+#ifndef CAIRN_RESTORE_INT_H
+#define CAIRN_RESTORE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cairn/restore.h"
+
+/* Where one content blob of a file lies, and where it goes in the file. */
+struct rs_chunk {
+    uint8_t pack[CAIRN_ID_LEN];
+    const uint8_t *id; /* points into the tree entry */
+    uint32_t offset, length, raw_length;
+    uint64_t file_off;
+};
+
+/* One regular file to restore. */
+struct rs_file {
+    const struct cairn_tree_entry *e;
+    char *path;          /* on disk (target/...) */
+    char *spath;         /* inside the snapshot, for reports */
+    size_t chunk0;       /* first of its chunks in rs->chunks */
+    size_t nchunks;
+    uint64_t length;     /* sum of the chunks' raw lengths */
+    long primary;        /* hard link: index of the file it links to, or -1 */
+    int split;           /* content written by several work items */
+    atomic_int parts_left;
+    atomic_int damaged;  /* content missing or failed to authenticate */
+    atomic_int failed;   /* could not be written (reported already) */
+};
+
+/* A piece of work: chunks [c0, c1) of file f. */
+struct rs_item {
+    size_t f;
+    size_t c0, c1;
+};
+
+/* Any other entry (directory, symlink, special file, hard link). */
+struct rs_node {
+    const struct cairn_tree_entry *e;
+    char *path;
+    char *spath;
+    long file; /* hard links: index in rs->files; -1 otherwise */
+};
+
+struct rs {
+    struct cairn_repo *repo;
+    struct cairn_store *store;
+    const struct cairn_restore_opts *o;
+    struct cairn_restore_result *res;
+    int is_root;
+    int nthreads;
+    int64_t t0;
+
+    /* The plan. */
+    struct cairn_tree **trees;
+    size_t ntrees, trees_cap;
+    struct rs_file *files;
+    size_t nfiles, files_cap;
+    struct rs_chunk *chunks;
+    size_t nchunks, chunks_cap;
+    struct rs_item *items;
+    size_t nitems;
+    struct rs_node *dirs, *others;
+    size_t ndirs, dirs_cap, nothers, others_cap;
+    struct rs_arena *arena;
+    uint32_t max_raw; /* largest blob plaintext */
+
+    /* While workers run. */
+    struct rs_seg *segs; /* the items cut in one run per worker */
+    atomic_int fatal; /* a cairn_err that stops everything, or 0 */
+    atomic_uint_fast64_t files_done, bytes_done, errors, damaged;
+    uint64_t files_total, bytes_total;
+    pthread_mutex_t ev_lock; /* serialises events and progress */
+    int64_t last_progress;
+};
+
+int64_t rs_now(void);
+int rs_cancelled(struct rs *rs);
+
+/* Report an event (serialised).  path/name/detail may be NULL. */
+void rs_event(struct rs *rs, int kind, const char *path, const char *name,
+              int err, int sys_errno, const char *detail);
+/* Report a file that could not be written: counts one error. */
+void rs_file_error(struct rs *rs, const char *path, int sys_errno,
+                   const char *what);
+/* Report damaged content of a file: counts an error and a damaged file. */
+void rs_damaged(struct rs *rs, const char *spath, int err,
+                const char *detail);
+/* Send progress if 250 ms have passed (or force). */
+void rs_progress(struct rs *rs, int force);
+
+/* Apply extended attributes of e to path (fd >= 0: to the open file). */
+void rs_set_xattrs(struct rs *rs, int fd, const char *path,
+                   const struct cairn_tree_entry *e, int follow);
+
+/* Write every file's content with rs->nthreads workers (restore_files.c).
+ * Returns 0 or the fatal error that stopped them. */
+int rs_write_files(struct rs *rs);
+
+#endif

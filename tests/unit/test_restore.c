@@ -1,0 +1,565 @@
+/*
+ * test_restore.c - back up a directory tree with every kind of entry,
+ * restore it (whole, a subdirectory, one file) and compare content and
+ * metadata; damage a pack and see the one affected file reported and
+ * removed while the rest is restored.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cairn/backup.h"
+#include "cairn/err.h"
+#include "cairn/repo.h"
+#include "cairn/restore.h"
+#include "cairn/store.h"
+
+#define SPARSE_LEN (50u * 1024 * 1024) /* above the split threshold */
+#define BIG_LEN (300u * 1024)
+
+static char base[256], src[320], repo_dir[320];
+static struct cairn_repo *repo;
+static struct cairn_snapshot *snap;
+static int have_xattrs;
+static int verify_ids;
+static volatile int cancel_flag;
+
+struct evlog {
+    int nkind[8];
+    int ndamaged;
+    char damaged[8][PATH_MAX];
+    int nprogress;
+    uint64_t last_bytes_done, bytes_total;
+};
+
+static void on_event(void *arg, const struct cairn_event *ev)
+{
+    struct evlog *l = arg;
+
+    if (ev->kind > 0 && ev->kind < 8)
+        l->nkind[ev->kind]++;
+    if (ev->kind == CAIRN_EV_DAMAGED_FILE && l->ndamaged < 8)
+        snprintf(l->damaged[l->ndamaged++], PATH_MAX, "%s", ev->path);
+    if (ev->kind == CAIRN_EV_PROGRESS) {
+        l->nprogress++;
+        l->last_bytes_done = ev->progress->bytes_done;
+        l->bytes_total = ev->progress->bytes_total;
+    }
+}
+
+static void fill(uint8_t *p, size_t n, uint32_t seed)
+{
+    uint32_t x = seed * 2654435761u + 1;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        p[i] = (uint8_t)x;
+    }
+}
+
+static void put(const char *rel, const void *data, size_t len, mode_t mode)
+{
+    char p[PATH_MAX * 2];
+    int fd;
+
+    snprintf(p, sizeof(p), "%s/%s", src, rel);
+    fd = open(p, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+    assert_true(fd >= 0);
+    if (len > 0)
+        assert_int_equal(write(fd, data, len), (ssize_t)len);
+    assert_int_equal(fchmod(fd, mode), 0);
+    close(fd);
+}
+
+static void sub(char *out, size_t n, const char *dir, const char *rel)
+{
+    snprintf(out, n, "%s/%s", dir, rel);
+}
+
+static void set_time(const char *rel, int64_t sec, long nsec)
+{
+    char p[PATH_MAX * 2];
+    struct timespec ts[2] = {{sec, nsec}, {sec, nsec}};
+
+    sub(p, sizeof(p), src, rel);
+    assert_int_equal(utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW), 0);
+}
+
+static int rm_chmod(const char *p, const struct stat *st, int flag,
+                    struct FTW *f)
+{
+    (void)f;
+    if (flag == FTW_D)
+        chmod(p, 0700);
+    (void)st;
+    return 0;
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag,
+                  struct FTW *f)
+{
+    (void)st;
+    (void)f;
+    if (flag == FTW_DP)
+        rmdir(p);
+    else
+        unlink(p);
+    return 0;
+}
+
+static void rm_rf(const char *p)
+{
+    nftw(p, rm_chmod, 16, FTW_PHYS);
+    nftw(p, rm_one, 16, FTW_PHYS | FTW_DEPTH);
+}
+
+static int make_src(void)
+{
+    static uint8_t big[BIG_LEN];
+    char p[PATH_MAX * 2], q[PATH_MAX * 2];
+    uint8_t blk[4096];
+    int fd;
+
+    sub(p, sizeof(p), src, "");
+    if (mkdir(src, 0755) != 0)
+        return -1;
+    put("empty", NULL, 0, 0644);
+    put("small.txt", "hello, cairn\n", 13, 0640);
+    fill(big, sizeof(big), 1);
+    put("big.bin", big, sizeof(big), 0600);
+    put("odd-mode", "x", 1, 04751);
+    put("hl1", "linked content\n", 15, 0644);
+
+    /* A sparse file: data, a 20 MiB hole, data, a hole to the end. */
+    sub(p, sizeof(p), src, "sparse.bin");
+    fd = open(p, O_CREAT | O_WRONLY, 0644);
+    fill(blk, sizeof(blk), 2);
+    if (fd < 0 || pwrite(fd, blk, sizeof(blk), 0) != sizeof(blk) ||
+        pwrite(fd, blk, sizeof(blk), 20u * 1024 * 1024) != sizeof(blk) ||
+        ftruncate(fd, SPARSE_LEN) != 0)
+        return -1;
+    close(fd);
+
+    sub(p, sizeof(p), src, "link");
+    if (symlink("small.txt", p) != 0)
+        return -1;
+    sub(p, sizeof(p), src, "dangling");
+    if (symlink("no/such/target", p) != 0)
+        return -1;
+    sub(p, sizeof(p), src, "fifo");
+    if (mkfifo(p, 0620) != 0)
+        return -1;
+    if (geteuid() == 0) {
+        sub(p, sizeof(p), src, "nulldev");
+        if (mknod(p, S_IFCHR | 0666, makedev(1, 3)) != 0)
+            return -1;
+    }
+    sub(p, sizeof(p), src, "emptydir");
+    mkdir(p, 0750);
+    sub(p, sizeof(p), src, "d1");
+    mkdir(p, 0755);
+    sub(p, sizeof(p), src, "d1/d2");
+    mkdir(p, 0755);
+    sub(p, sizeof(p), src, "d1/d2/d3");
+    mkdir(p, 0711);
+    sub(p, sizeof(p), src, "d1/d2/d3/d4");
+    mkdir(p, 0755);
+    sub(p, sizeof(p), src, "d1/d2/d3/d4/deep.txt");
+    put("d1/d2/d3/d4/deep.txt", "deep\n", 5, 0644);
+    sub(p, sizeof(p), src, "sub");
+    mkdir(p, 0755);
+    sub(p, sizeof(p), src, "hl1");
+    sub(q, sizeof(q), src, "sub/hl2");
+    if (link(p, q) != 0)
+        return -1;
+    put("sub/other.txt", "other\n", 6, 0644);
+
+    /* A read-only directory with a file in it: its mode must come last. */
+    sub(p, sizeof(p), src, "ro");
+    mkdir(p, 0755);
+    put("ro/f", "in a read-only dir\n", 19, 0444);
+    chmod(p, 0555);
+
+    sub(p, sizeof(p), src, "small.txt");
+    have_xattrs = setxattr(p, "user.test", "value", 5, 0) == 0;
+    if (geteuid() == 0) {
+        sub(p, sizeof(p), src, "sub/other.txt");
+        if (chown(p, 1234, 5678) != 0)
+            return -1;
+    }
+
+    set_time("small.txt", 1000000000, 123456789);
+    set_time("d1/d2/d3/d4/deep.txt", 86400, 0);
+    set_time("link", 1200000000, 5);
+    set_time("d1/d2/d3", 1300000000, 42);
+    set_time("emptydir", 1100000000, 0);
+    set_time("ro", 1400000000, 0);
+    return 0;
+}
+
+static int setup(void **state)
+{
+    struct cairn_repo_init_opts io;
+    struct cairn_backup_opts bo;
+    struct cairn_backup_result br;
+    struct cairn_store *st;
+    const char *paths[1];
+
+    (void)state;
+    snprintf(base, sizeof(base), "/tmp/cairn-trs-XXXXXX");
+    if (mkdtemp(base) == NULL)
+        return -1;
+    snprintf(src, sizeof(src), "%s/src", base);
+    snprintf(repo_dir, sizeof(repo_dir), "%s/repo", base);
+    if (make_src() != 0)
+        return -1;
+    if (cairn_store_dir_open(repo_dir, 1, &st) != 0)
+        return -1;
+    memset(&io, 0, sizeof(io));
+    io.chunk.min = 4096;
+    io.chunk.avg = 16384;
+    io.chunk.max = 65536;
+    io.kdf.log2_n = 10;
+    io.kdf.r = 1;
+    io.kdf.p = 1;
+    if (cairn_repo_init(st, "pw", 2, &io, &repo) != 0) {
+        cairn_store_free(st);
+        return -1;
+    }
+    if (cairn_repo_load_index(repo, NULL) != 0)
+        return -1;
+    memset(&bo, 0, sizeof(bo));
+    paths[0] = src;
+    bo.paths = paths;
+    bo.npaths = 1;
+    bo.hostname = "test";
+    if (cairn_backup(repo, &bo, &br) != 0 || br.errors != 0)
+        return -1;
+    if (cairn_repo_find_snapshot(repo, "latest", &snap) != 0)
+        return -1;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    cairn_snapshot_free(snap);
+    cairn_repo_free(repo);
+    rm_rf(base);
+    return 0;
+}
+
+static void same_content(const char *a, const char *b)
+{
+    static uint8_t ba[1 << 16], bb[1 << 16];
+    int fa = open(a, O_RDONLY), fb = open(b, O_RDONLY);
+    ssize_t na, nb;
+
+    assert_true(fa >= 0);
+    assert_true(fb >= 0);
+    for (;;) {
+        na = read(fa, ba, sizeof(ba));
+        nb = read(fb, bb, sizeof(bb));
+        assert_int_equal(na, nb);
+        if (na <= 0)
+            break;
+        assert_memory_equal(ba, bb, (size_t)na);
+    }
+    close(fa);
+    close(fb);
+}
+
+/* Compare two directory trees entry by entry: type, mode, owner, mtime,
+ * content, link target, device, user xattrs. */
+static void compare_dirs(const char *a, const char *b, int *count)
+{
+    char pa[PATH_MAX], pb[PATH_MAX], la[PATH_MAX], lb[PATH_MAX];
+    struct stat sa, sb;
+    struct dirent *de;
+    DIR *d = opendir(a);
+    ssize_t n, m;
+
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        snprintf(pa, sizeof(pa), "%s/%s", a, de->d_name);
+        snprintf(pb, sizeof(pb), "%s/%s", b, de->d_name);
+        assert_int_equal(lstat(pa, &sa), 0);
+        if (lstat(pb, &sb) != 0)
+            fail_msg("missing after restore: %s", pb);
+        (*count)++;
+        assert_int_equal(sa.st_mode & S_IFMT, sb.st_mode & S_IFMT);
+        if (!S_ISLNK(sa.st_mode))
+            assert_int_equal(sa.st_mode & 07777, sb.st_mode & 07777);
+        assert_int_equal(sa.st_uid, sb.st_uid);
+        assert_int_equal(sa.st_gid, sb.st_gid);
+        assert_int_equal(sa.st_mtim.tv_sec, sb.st_mtim.tv_sec);
+        assert_int_equal(sa.st_mtim.tv_nsec, sb.st_mtim.tv_nsec);
+        if (S_ISREG(sa.st_mode)) {
+            assert_int_equal(sa.st_size, sb.st_size);
+            same_content(pa, pb);
+        } else if (S_ISLNK(sa.st_mode)) {
+            n = readlink(pa, la, sizeof(la));
+            m = readlink(pb, lb, sizeof(lb));
+            assert_int_equal(n, m);
+            assert_memory_equal(la, lb, (size_t)n);
+        } else if (S_ISCHR(sa.st_mode) || S_ISBLK(sa.st_mode)) {
+            assert_int_equal(sa.st_rdev, sb.st_rdev);
+        } else if (S_ISDIR(sa.st_mode)) {
+            compare_dirs(pa, pb, count);
+        }
+        if (have_xattrs && !S_ISLNK(sa.st_mode)) {
+            n = lgetxattr(pa, "user.test", la, sizeof(la));
+            m = lgetxattr(pb, "user.test", lb, sizeof(lb));
+            assert_int_equal(n, m);
+            if (n > 0)
+                assert_memory_equal(la, lb, (size_t)n);
+        }
+    }
+    closedir(d);
+}
+
+static int restore_to(const char *target, const char *subpath,
+                      struct evlog *log, struct cairn_restore_result *res)
+{
+    struct cairn_restore_opts o;
+
+    memset(&o, 0, sizeof(o));
+    o.target = target;
+    o.subpath = subpath;
+    o.threads = 2;
+    o.restore_owner = geteuid() == 0;
+    o.verify_ids = verify_ids;
+    o.cancel = &cancel_flag;
+    o.on_event = on_event;
+    o.event_arg = log;
+    return cairn_restore(repo, snap, &o, res);
+}
+
+static void test_restore_all(void **state)
+{
+    char out[PATH_MAX], p[PATH_MAX * 2], q[PATH_MAX * 2];
+    struct cairn_restore_result res;
+    struct evlog log;
+    struct stat sa, sb;
+    int count = 0;
+
+    (void)state;
+    memset(&log, 0, sizeof(log));
+    snprintf(out, sizeof(out), "%s/out/new", base); /* created, -p */
+    assert_int_equal(restore_to(out, src, &log, &res), 0);
+    assert_int_equal(res.errors, 0);
+    assert_int_equal(res.damaged_files, 0);
+    assert_int_equal(log.nkind[CAIRN_EV_FILE_ERROR], 0);
+    /* empty small big odd-mode hl1 sparse deep other ro/f + the link */
+    assert_int_equal(res.files, 10);
+    assert_int_equal(res.dirs, 7);
+    assert_int_equal(res.links, 2);
+    assert_int_equal(res.specials, geteuid() == 0 ? 2 : 1);
+    assert_int_equal(res.bytes, 13 + BIG_LEN + 1 + 15 + SPARSE_LEN + 5 + 6 +
+                                    19);
+    assert_true(log.nprogress >= 1);
+    assert_int_equal(log.last_bytes_done, log.bytes_total);
+
+    compare_dirs(src, out, &count);
+    assert_int_equal(count, geteuid() == 0 ? 21 : 20);
+
+    /* Hard links share an inode again. */
+    sub(p, sizeof(p), out, "hl1");
+    sub(q, sizeof(q), out, "sub/hl2");
+    assert_int_equal(stat(p, &sa), 0);
+    assert_int_equal(stat(q, &sb), 0);
+    assert_int_equal(sa.st_ino, sb.st_ino);
+    assert_int_equal(sa.st_nlink, 2);
+
+    /* Holes stay holes. */
+    sub(p, sizeof(p), out, "sparse.bin");
+    assert_int_equal(stat(p, &sa), 0);
+    assert_int_equal(sa.st_size, SPARSE_LEN);
+    assert_true(sa.st_blocks * 512 < 1024 * 1024);
+
+    /* Restoring again over the first restore works too (as root: the
+     * first restore left read-only files and directories). */
+    if (geteuid() != 0)
+        return;
+    memset(&log, 0, sizeof(log));
+    assert_int_equal(restore_to(out, src, &log, &res), 0);
+    count = 0;
+    compare_dirs(src, out, &count);
+}
+
+static void test_restore_whole_snapshot(void **state)
+{
+    char out[PATH_MAX], p[PATH_MAX * 3];
+    struct cairn_restore_result res;
+    struct evlog log;
+    int count = 0;
+
+    (void)state;
+    memset(&log, 0, sizeof(log));
+    snprintf(out, sizeof(out), "%s/out-root", base);
+    verify_ids = 1;
+    assert_int_equal(restore_to(out, NULL, &log, &res), 0);
+    verify_ids = 0;
+    snprintf(p, sizeof(p), "%s%s", out, src);
+    compare_dirs(src, p, &count);
+    assert_int_equal(count, geteuid() == 0 ? 21 : 20);
+}
+
+static void test_restore_subpaths(void **state)
+{
+    char out[PATH_MAX], sp[PATH_MAX * 2], p[PATH_MAX * 3];
+    struct cairn_restore_result res;
+    struct evlog log;
+    struct stat st;
+    int count = 0;
+
+    (void)state;
+    memset(&log, 0, sizeof(log));
+    /* One file lands in target. */
+    snprintf(out, sizeof(out), "%s/out-file", base);
+    snprintf(sp, sizeof(sp), "%s/small.txt", src);
+    assert_int_equal(restore_to(out, sp, &log, &res), 0);
+    assert_int_equal(res.files, 1);
+    snprintf(p, sizeof(p), "%s/small.txt", out);
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_size, 13);
+    assert_int_equal(st.st_mtim.tv_nsec, 123456789);
+    same_content(sp, p);
+
+    /* A directory's contents land in target (trailing slash is fine). */
+    snprintf(out, sizeof(out), "%s/out-dir", base);
+    snprintf(sp, sizeof(sp), "%s/d1/", src);
+    assert_int_equal(restore_to(out, sp, &log, &res), 0);
+    snprintf(sp, sizeof(sp), "%s/d1", src);
+    compare_dirs(sp, out, &count);
+    assert_int_equal(count, 4);
+
+    /* Not in the snapshot. */
+    snprintf(sp, sizeof(sp), "%s/nope", src);
+    assert_int_equal(restore_to(out, sp, &log, &res), CAIRN_ENOENT);
+    snprintf(sp, sizeof(sp), "%s/small.txt/x", src);
+    assert_int_equal(restore_to(out, sp, &log, &res), CAIRN_ENOENT);
+    assert_int_equal(restore_to(NULL, NULL, &log, &res), CAIRN_EINVAL);
+
+    /* Cancelled: stops with CAIRN_ECANCELED. */
+    cancel_flag = 1;
+    snprintf(out, sizeof(out), "%s/out-cancelled", base);
+    assert_int_equal(restore_to(out, src, &log, &res), CAIRN_ECANCELED);
+    cancel_flag = 0;
+}
+
+/* The pack file holding the first content blob of src/<rel>. */
+static void pack_of(const char *rel, char *out, size_t n,
+                    struct cairn_blob_loc *loc)
+{
+    struct cairn_blob_codec *codec =
+        cairn_blob_codec_new(cairn_repo_keys(repo), 0);
+    char path[PATH_MAX * 2], *tok, *save = NULL, hex[65];
+    const struct cairn_tree_entry *e = NULL;
+    struct cairn_tree *t = NULL;
+    uint8_t id[CAIRN_ID_LEN];
+
+    memcpy(id, snap->root, CAIRN_ID_LEN);
+    snprintf(path, sizeof(path), "%s/%s", src, rel);
+    for (tok = strtok_r(path, "/", &save); tok != NULL;
+         tok = strtok_r(NULL, "/", &save)) {
+        cairn_tree_free(t);
+        assert_int_equal(cairn_repo_read_tree(repo, codec, id, &t), 0);
+        e = cairn_tree_find(t, tok);
+        assert_non_null(e);
+        if (e->has_subtree)
+            memcpy(id, e->subtree, CAIRN_ID_LEN);
+    }
+    assert_true(e->ncontent > 1);
+    assert_int_equal(cairn_repo_lookup(repo, e->content[1], loc), 0);
+    cairn_hex_encode(loc->pack, CAIRN_ID_LEN, hex);
+    snprintf(out, n, "%s/data/%.2s/%s", repo_dir, hex, hex);
+    cairn_tree_free(t);
+    cairn_blob_codec_free(codec);
+}
+
+static void flip(const char *path, uint64_t off)
+{
+    int fd = open(path, O_RDWR);
+    uint8_t b;
+
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, &b, 1, (off_t)off), 1);
+    b ^= 0x40;
+    assert_int_equal(pwrite(fd, &b, 1, (off_t)off), 1);
+    close(fd);
+}
+
+static void test_restore_damaged(void **state)
+{
+    char out[PATH_MAX], pack[PATH_MAX * 2], p[PATH_MAX * 2], want[PATH_MAX];
+    struct cairn_restore_result res;
+    struct cairn_blob_loc loc;
+    struct evlog log;
+    struct stat st;
+
+    (void)state;
+    pack_of("big.bin", pack, sizeof(pack), &loc);
+    flip(pack, loc.offset + loc.length / 2);
+
+    memset(&log, 0, sizeof(log));
+    snprintf(out, sizeof(out), "%s/out-damaged", base);
+    assert_int_equal(restore_to(out, src, &log, &res), CAIRN_ECORRUPT);
+    assert_int_equal(res.damaged_files, 1);
+    assert_int_equal(log.nkind[CAIRN_EV_DAMAGED_FILE], 1);
+    snprintf(want, sizeof(want), "%s/big.bin", src);
+    assert_string_equal(log.damaged[0], want);
+    /* The damaged file is not left with wrong content ... */
+    sub(p, sizeof(p), out, "big.bin");
+    assert_int_equal(lstat(p, &st), -1);
+    /* ... and the others are all there. */
+    sub(p, sizeof(p), out, "small.txt");
+    sub(want, sizeof(want), src, "small.txt");
+    same_content(want, p);
+    sub(p, sizeof(p), out, "sparse.bin");
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(res.files, 9);
+
+    /* A truncated pack is damage too (the store may keep the pack open,
+     * so it is cut short rather than removed). */
+    flip(pack, loc.offset + loc.length / 2);
+    assert_int_equal(stat(pack, &st), 0);
+    assert_int_equal(truncate(pack, loc.offset), 0);
+    memset(&log, 0, sizeof(log));
+    snprintf(out, sizeof(out), "%s/out-short", base);
+    assert_int_equal(restore_to(out, src, &log, &res), CAIRN_ECORRUPT);
+    assert_true(res.damaged_files >= 1);
+    assert_int_equal(log.nkind[CAIRN_EV_DAMAGED_FILE], (int)res.damaged_files);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_restore_all),
+        cmocka_unit_test(test_restore_whole_snapshot),
+        cmocka_unit_test(test_restore_subpaths),
+        cmocka_unit_test(test_restore_damaged),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
