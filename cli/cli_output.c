@@ -46,14 +46,15 @@ static void draw(struct cli_events *ce, const struct cairn_progress *p)
     cli_fmt_bytes((uint64_t)bps, rate, sizeof(rate));
     fmt_dur((int64_t)secs, el, sizeof(el));
     eta[0] = '\0';
-    if (p->bytes_total > 0 && bps > 0 && p->bytes_done <= p->bytes_total) {
+    if (p->totals_final && p->bytes_total > 0 && bps > 0 &&
+        p->bytes_done <= p->bytes_total) {
         char t[32];
 
         fmt_dur((int64_t)((double)(p->bytes_total - p->bytes_done) / bps), t,
                 sizeof(t));
         snprintf(eta, sizeof(eta), ", ETA %s", t);
     }
-    if (p->files_total > 0) {
+    if (p->files_total > 0 && p->totals_final) {
         cli_fmt_bytes(p->bytes_total, total, sizeof(total));
         fprintf(stderr,
                 "\r\033[K[%s] %s: %llu / %llu files, %s / %s, %s/s%s", el,
@@ -86,16 +87,16 @@ void cli_on_event(void *arg, const struct cairn_event *ev)
                 return;
             ce->last_json_ns = now;
             cli_json_emit(json_pack(
-                "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:f}",
+                "{s:s, s:s, s:I, s:I, s:I, s:I, s:b, s:I, s:f, s:f}",
                 "message_type", "status", "action", ce->what, "files_done",
                 (json_int_t)p->files_done, "files_total",
                 (json_int_t)p->files_total, "bytes_done",
                 (json_int_t)p->bytes_done, "bytes_total",
-                (json_int_t)p->bytes_total, "errors", (json_int_t)p->errors,
-                "percent",
-                p->bytes_total ? 100.0 * (double)p->bytes_done /
-                                     (double)p->bytes_total
-                               : 0.0,
+                (json_int_t)p->bytes_total, "totals_final", p->totals_final,
+                "errors", (json_int_t)p->errors, "percent",
+                p->totals_final && p->bytes_total
+                    ? 100.0 * (double)p->bytes_done / (double)p->bytes_total
+                    : 0.0,
                 "elapsed_s", (double)p->elapsed_ns / 1e9));
         }
         return;

@@ -175,6 +175,7 @@ int cmd_backup(struct cli *c, int argc, char **argv)
     bo.tags = tags.v;
     bo.ntags = tags.n;
     bo.threads = c->threads;
+    bo.count_totals = c->progress || c->json;
     bo.on_event = cli_on_event;
     bo.event_arg = &ce;
     bo.cancel = &c->cancel;

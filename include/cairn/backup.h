@@ -27,6 +27,10 @@ struct cairn_backup_opts {
     const char *const *tags;
     size_t ntags;
     int threads; /* workers; 0: number of CPUs */
+    /* Count the selection on a thread of its own while backing up, so
+     * progress events carry totals (for percent and ETA).  Costs one more
+     * metadata pass; meant for when someone watches. */
+    int count_totals;
     cairn_event_fn on_event;
     void *event_arg;
     volatile int *cancel; /* set non-zero to stop early; may be NULL */

@@ -109,6 +109,20 @@ int cairn_pack_writer_finish(struct cairn_pack_writer *w,
                              uint8_t **out_buf, size_t *out_len,
                              struct cairn_pack_info **out_info);
 
+/* The bytes every pack starts with. */
+void cairn_pack_header(uint8_t out[CAIRN_PACK_HEADER_LEN]);
+
+/*
+ * Append the trailer and footer of a pack holding pi's blobs (offsets from
+ * the start of the pack) to out: the index object of that one pack, its id
+ * and length written as zero, MACed with mac_key, then its length and
+ * "CRNE".  For writers that stream a pack instead of using
+ * cairn_pack_writer.  On failure out is as it was.
+ */
+int cairn_pack_trailer_append(const struct cairn_pack_info *pi,
+                              const uint8_t mac_key[CAIRN_KEY_LEN],
+                              struct cairn_buf *out);
+
 /*
  * Parse the trailer of a whole pack held in memory and check its structure:
  * header, footer, trailer MAC (when mac_key is not NULL), every blob inside

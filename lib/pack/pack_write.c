@@ -199,6 +199,35 @@ static struct cairn_pack_info *writer_info(const struct cairn_pack_writer *w)
     return pi;
 }
 
+void cairn_pack_header(uint8_t out[CAIRN_PACK_HEADER_LEN])
+{
+    memcpy(out, pack_header, CAIRN_PACK_HEADER_LEN);
+}
+
+int cairn_pack_trailer_append(const struct cairn_pack_info *pi,
+                              const uint8_t mac_key[CAIRN_KEY_LEN],
+                              struct cairn_buf *out)
+{
+    struct cairn_pack_info t = *pi;
+    uint8_t footer[CAIRN_PACK_FOOTER_LEN];
+    size_t start = out->len;
+    int rc;
+
+    /* A pack cannot name its own hash: the trailer's id and length are
+     * zero. */
+    memset(t.id, 0, sizeof(t.id));
+    t.length = 0;
+    if ((rc = cairn_index_encode(&t, 1, mac_key, out)) != 0)
+        return rc;
+    cairn_le32enc(footer, (uint32_t)(out->len - start)); /* <= 256 MiB */
+    memcpy(footer + 4, "CRNE", 4);
+    if ((rc = cairn_buf_append(out, footer, sizeof(footer))) != 0) {
+        out->len = start;
+        return rc;
+    }
+    return 0;
+}
+
 /*
  * Finish the pack: append the trailer (an index object for this pack,
  * MACed with mac_key, its pack id field 32 zero bytes and its length 0),
@@ -216,8 +245,7 @@ int cairn_pack_writer_finish(struct cairn_pack_writer *w,
                              struct cairn_pack_info **out_info)
 {
     struct cairn_pack_info *pi;
-    size_t blobs_end = w->data.len, tlen, len;
-    uint8_t footer[CAIRN_PACK_FOOTER_LEN];
+    size_t len;
     uint8_t *bytes;
     int rc;
 
@@ -228,18 +256,12 @@ int cairn_pack_writer_finish(struct cairn_pack_writer *w,
     }
     if (w->data.len == 0 && (rc = writer_reset(w)) != 0)
         goto err0;
-    blobs_end = w->data.len;
     if ((pi = writer_info(w)) == NULL) {
         rc = CAIRN_ENOMEM;
         goto err0;
     }
-    if ((rc = cairn_index_encode(pi, 1, mac_key, &w->data)) != 0)
+    if ((rc = cairn_pack_trailer_append(pi, mac_key, &w->data)) != 0)
         goto err1;
-    tlen = w->data.len - blobs_end;
-    cairn_le32enc(footer, (uint32_t)tlen); /* <= CAIRN_INDEX_MAX_LEN */
-    memcpy(footer + 4, "CRNE", 4);
-    if ((rc = cairn_buf_append(&w->data, footer, sizeof(footer))) != 0)
-        goto err2;
 
     cairn_sha256(w->data.data, w->data.len, pi->id);
     pi->length = w->data.len;
@@ -259,8 +281,6 @@ int cairn_pack_writer_finish(struct cairn_pack_writer *w,
     /* Success! */
     return 0;
 
-err2:
-    w->data.len = blobs_end;
 err1:
     cairn_pack_info_free(pi);
 err0:

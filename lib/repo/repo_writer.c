@@ -496,8 +496,7 @@ static int pack_write(struct cairn_repo_writer *w, struct open_pack *op,
 /* Open a new pack of op: its job and header.  Lock held. */
 static int pack_open(struct cairn_repo_writer *w, struct open_pack *op)
 {
-    static const uint8_t header[CAIRN_PACK_HEADER_LEN] = {'C', 'R', 'N', 'P',
-                                                           1,   0,   0,   0};
+    uint8_t header[CAIRN_PACK_HEADER_LEN];
     struct piece *p;
     int rc;
 
@@ -513,6 +512,7 @@ static int pack_open(struct cairn_repo_writer *w, struct open_pack *op)
     op->cur = p;
     op->offset = 0;
     op->target = pick_target(w);
+    cairn_pack_header(header);
     if ((rc = pack_write(w, op, header, sizeof(header))) != 0)
         return rc;
     op->offset = sizeof(header);
@@ -524,7 +524,6 @@ static int pack_close(struct cairn_repo_writer *w, struct open_pack *op)
 {
     struct cairn_pack_info *info;
     struct cairn_buf t;
-    uint8_t footer[CAIRN_PACK_FOOTER_LEN];
     int rc;
 
     static const uint8_t zero[CAIRN_ID_LEN];
@@ -538,14 +537,9 @@ static int pack_close(struct cairn_repo_writer *w, struct open_pack *op)
     op->n = op->cap = 0;
     if (info == NULL)
         return CAIRN_ENOMEM;
-    /* The trailer is this pack's index, its id and length zero. */
-    cairn_buf_init(&t, CAIRN_INDEX_MAX_LEN);
-    if ((rc = cairn_index_encode(info, 1, w->r->keys.mac, &t)) != 0)
-        goto out;
-    cairn_le32enc(footer, (uint32_t)t.len);
-    memcpy(footer + 4, "CRNE", 4);
-    if ((rc = pack_write(w, op, t.data, t.len)) != 0 ||
-        (rc = pack_write(w, op, footer, sizeof(footer))) != 0)
+    cairn_buf_init(&t, CAIRN_INDEX_MAX_LEN + CAIRN_PACK_FOOTER_LEN);
+    if ((rc = cairn_pack_trailer_append(info, w->r->keys.mac, &t)) != 0 ||
+        (rc = pack_write(w, op, t.data, t.len)) != 0)
         goto out;
     if (op->cur == NULL && (op->cur = piece_get(w, 0)) != NULL)
         op->cur->job = op->job;

@@ -302,6 +302,14 @@ void bk_progress(struct bk *b, int force)
     b->last_progress_ns = now;
     p.files_done = atomic_load(&b->files);
     p.bytes_done = atomic_load(&b->bytes);
+    p.files_total = atomic_load(&b->files_total);
+    p.bytes_total = atomic_load(&b->bytes_total);
+    p.totals_final = atomic_load(&b->totals_final);
+    /* The count can lag behind the backup; never show more than 100%. */
+    if (p.files_total < p.files_done)
+        p.files_total = p.files_done;
+    if (p.bytes_total < p.bytes_done)
+        p.bytes_total = p.bytes_done;
     p.errors = atomic_load(&b->errors);
     p.elapsed_ns = now - b->start_ns;
     ev.kind = CAIRN_EV_PROGRESS;
@@ -426,6 +434,10 @@ int cairn_backup(struct cairn_repo *r, const struct cairn_backup_opts *o,
     if ((rc = start_workers(&b, nthreads, args)) != 0)
         goto err5;
 
+    if (o->count_totals &&
+        pthread_create(&b.counter, NULL, bk_count_main, &b) == 0)
+        b.counter_started = 1;
+
     if ((root = calloc(1, sizeof(*root))) == NULL) {
         rc = CAIRN_ENOMEM;
         goto err5;
@@ -497,6 +509,10 @@ int cairn_backup(struct cairn_repo *r, const struct cairn_backup_opts *o,
     out->elapsed_ns = bk_now_ns() - b.start_ns;
 
 err5:
+    if (b.counter_started) {
+        atomic_store(&b.stop_count, 1);
+        pthread_join(b.counter, NULL);
+    }
     if (b.nworkers > 0)
         stop_workers(&b, args);
     free(args);

@@ -87,6 +87,12 @@ struct bk {
         files_changed, files_unchanged, blobs_added, added_bytes, errors;
 
     int64_t start_ns, last_progress_ns;
+    /* The counting thread (count_totals). */
+    atomic_uint_fast64_t files_total, bytes_total;
+    atomic_int totals_final;
+    atomic_int stop_count;
+    pthread_t counter;
+    int counter_started;
     struct bk_name_cache users, groups;
 };
 
@@ -122,6 +128,9 @@ void bk_progress(struct bk *b, int force);
  * component, without duplicates or paths inside other selected paths.
  */
 int bk_paths_prepare(struct bk *b);
+
+/* The counting thread's body (arg: struct bk *). */
+void *bk_count_main(void *arg);
 
 /* The walker: back up every selected path below root, releasing the
  * walker's hold on root whatever happens. */

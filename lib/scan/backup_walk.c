@@ -884,6 +884,84 @@ static int walk_virtual(struct bk *b, struct bk_dir *d, const char *prefix,
     return rc;
 }
 
+/* Count files and bytes below directory dfd, as the walker would see
+ * them (same excludes), for progress totals. */
+static void count_dir(struct bk *b, int dfd, char *path, size_t pathlen,
+                      dev_t rootdev, int depth)
+{
+    struct name_list nl = {NULL, 0, 0};
+    struct stat st;
+    size_t i, nlen, clen;
+    int fd;
+
+    if (depth >= MAX_DEPTH || list_names(dfd, &nl) != 0) {
+        name_list_free(&nl);
+        return;
+    }
+    if (b->o->exclude_caches && is_cachedir(dfd)) {
+        atomic_fetch_add(&b->files_total, 1);
+        name_list_free(&nl);
+        return;
+    }
+    for (i = 0; i < nl.n && !atomic_load(&b->stop_count); i++) {
+        nlen = strlen(nl.v[i]);
+        if (pathlen + 1 + nlen >= PATH_MAX)
+            continue;
+        if (pathlen > 1)
+            path[pathlen] = '/';
+        memcpy(path + pathlen + (pathlen > 1), nl.v[i], nlen + 1);
+        clen = pathlen + (pathlen > 1) + nlen;
+        if (fstatat(dfd, nl.v[i], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            !cairn_exclude_match(b->ex, path, clen, nl.v[i],
+                                 S_ISDIR(st.st_mode))) {
+            if (!S_ISDIR(st.st_mode)) {
+                atomic_fetch_add(&b->files_total, 1);
+                if (S_ISREG(st.st_mode))
+                    atomic_fetch_add(&b->bytes_total, (uint64_t)st.st_size);
+            } else if (!b->o->one_file_system || st.st_dev == rootdev) {
+                fd = openat(dfd, nl.v[i],
+                            O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd >= 0) {
+                    count_dir(b, fd, path, clen, rootdev, depth + 1);
+                    close(fd);
+                }
+            }
+        }
+        path[pathlen] = '\0';
+    }
+    name_list_free(&nl);
+}
+
+void *bk_count_main(void *arg)
+{
+    struct bk *b = arg;
+    char path[PATH_MAX];
+    struct stat st;
+    size_t i, n;
+    int fd;
+
+    for (i = 0; i < b->npaths && !atomic_load(&b->stop_count); i++) {
+        if (lstat(b->paths[i], &st) != 0)
+            continue;
+        if (!S_ISDIR(st.st_mode)) {
+            atomic_fetch_add(&b->files_total, 1);
+            if (S_ISREG(st.st_mode))
+                atomic_fetch_add(&b->bytes_total, (uint64_t)st.st_size);
+            continue;
+        }
+        if ((fd = open(b->paths[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+            continue;
+        n = strlen(b->paths[i]);
+        if (n < sizeof(path)) {
+            memcpy(path, b->paths[i], n + 1);
+            count_dir(b, fd, path, n, st.st_dev, 0);
+        }
+        close(fd);
+    }
+    atomic_store(&b->totals_final, 1);
+    return NULL;
+}
+
 int bk_walk(struct bk *b, struct bk_dir *root)
 {
     struct cairn_tree *old = NULL;
