@@ -56,6 +56,14 @@ int cli_open_repo(struct cli *c, int load_index, struct cairn_repo **out);
 
 /* Output helpers. */
 void cli_json_emit(json_t *obj); /* prints one line and takes the reference */
+/* Strings from the file system are bytes: invalid UTF-8 shows as U+FFFD,
+ * and cli_json_set_path adds KEY_hex with the exact bytes then. */
+int cli_utf8_valid(const char *s);
+json_t *cli_json_str(const char *s);
+void cli_json_set_path(json_t *o, const char *key, const char *path);
+/* Print to stderr only (after a JSON summary, the summary is the last
+ * line on stdout). */
+void cli_error_text(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_fmt_bytes(uint64_t n, char *buf, size_t len);
 void cli_fmt_time(int64_t ns, char *buf, size_t len);     /* local, seconds */
 void cli_fmt_time_rfc3339(int64_t ns, char *buf, size_t len); /* UTC, ns */

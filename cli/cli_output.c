@@ -102,8 +102,10 @@ void cli_on_event(void *arg, const struct cairn_event *ev)
         return;
     case CAIRN_EV_INFO:
         if (c->json)
-            cli_json_emit(json_pack("{s:s, s:s}", "message_type", "info",
-                                    "detail", ev->detail ? ev->detail : ""));
+            cli_json_emit(json_pack("{s:s, s:o}", "message_type", "info",
+                                    "detail",
+                                    cli_json_str(ev->detail ? ev->detail
+                                                            : "")));
         else if (c->verbose) {
             cli_progress_clear(ce);
             fprintf(stderr, "cairn: %s\n", ev->detail ? ev->detail : "");
@@ -124,13 +126,13 @@ void cli_on_event(void *arg, const struct cairn_event *ev)
                                                  : "other",
             "code", cairn_errname(ev->err));
         if (ev->path != NULL)
-            json_object_set_new(o, "path", json_string(ev->path));
+            cli_json_set_path(o, "path", ev->path);
         if (ev->name != NULL)
             json_object_set_new(
                 o, ev->kind == CAIRN_EV_DAMAGED_PACK ? "pack" : "snapshot",
-                json_string(ev->name));
+                cli_json_str(ev->name));
         if (ev->detail != NULL)
-            json_object_set_new(o, "error", json_string(ev->detail));
+            json_object_set_new(o, "error", cli_json_str(ev->detail));
         cli_json_emit(o);
         return;
     }

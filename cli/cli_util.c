@@ -21,8 +21,8 @@ static void vreport(struct cli *c, const char *kind, const char *fmt,
     vsnprintf(msg, sizeof(msg), fmt, ap);
     fprintf(stderr, "cairn: %s%s\n", kind, msg);
     if (c != NULL && c->json && strcmp(kind, "error: ") == 0)
-        cli_json_emit(json_pack("{s:s, s:s}", "message_type", "error",
-                                "error", msg));
+        cli_json_emit(json_pack("{s:s, s:o}", "message_type", "error",
+                                "error", cli_json_str(msg)));
 }
 
 void cli_error(struct cli *c, const char *fmt, ...)
@@ -31,6 +31,15 @@ void cli_error(struct cli *c, const char *fmt, ...)
 
     va_start(ap, fmt);
     vreport(c, "error: ", fmt, ap);
+    va_end(ap);
+}
+
+void cli_error_text(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vreport(NULL, "error: ", fmt, ap);
     va_end(ap);
 }
 
@@ -252,4 +261,93 @@ int cli_find_snapshot(struct cli *c, struct cairn_repo *r, const char *spec,
         cli_error(c, "snapshot %s: %s", spec, cairn_strerror(rc));
         return cli_exit_for(rc);
     }
+}
+
+/* Length of the valid UTF-8 sequence at s, or 0 if it is not one. */
+static size_t utf8_seq(const unsigned char *s)
+{
+    size_t n, i;
+    uint32_t cp;
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        n = 2, cp = s[0] & 0x1f;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef)
+        n = 3, cp = s[0] & 0x0f;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        n = 4, cp = s[0] & 0x07;
+    else
+        return 0;
+    for (i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return n;
+}
+
+int cli_utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n;
+
+    while (*p) {
+        if ((n = utf8_seq(p)) == 0)
+            return 0;
+        p += n;
+    }
+    return 1;
+}
+
+json_t *cli_json_str(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    json_t *j;
+    char *out, *q;
+    size_t n;
+
+    if (s == NULL)
+        return json_null();
+    if (cli_utf8_valid(s))
+        return json_string(s);
+    /* File names are bytes: show invalid ones as U+FFFD. */
+    if ((out = malloc(strlen(s) * 3 + 1)) == NULL)
+        return json_null();
+    for (q = out; *p;) {
+        if ((n = utf8_seq(p)) == 0) {
+            memcpy(q, "\xef\xbf\xbd", 3);
+            q += 3;
+            p++;
+            continue;
+        }
+        memcpy(q, p, n);
+        q += n;
+        p += n;
+    }
+    *q = '\0';
+    j = json_string(out);
+    free(out);
+    return j;
+}
+
+void cli_json_set_path(json_t *o, const char *key, const char *path)
+{
+    char hkey[64], *hex;
+    size_t n;
+
+    json_object_set_new(o, key, cli_json_str(path));
+    if (path == NULL || cli_utf8_valid(path))
+        return;
+    /* The exact bytes too, so a script can still name the file. */
+    n = strlen(path);
+    if ((hex = malloc(2 * n + 1)) == NULL)
+        return;
+    cairn_hex_encode((const uint8_t *)path, n, hex);
+    snprintf(hkey, sizeof(hkey), "%s_hex", key);
+    json_object_set_new(o, hkey, json_string(hex));
+    free(hex);
 }

@@ -85,7 +85,7 @@ int cmd_check(struct cli *c, int argc, char **argv)
             printf("no problems found\n");
     }
     if (rc == CAIRN_ECORRUPT) {
-        cli_error(c,
+        cli_error_text(
                   "%llu problem(s) found: %llu damaged pack(s), %llu "
                   "file(s) affected (named above)",
                   (unsigned long long)res.errors,

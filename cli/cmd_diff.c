@@ -37,10 +37,14 @@ static int diff_one(void *arg, int kind, const char *path,
         dc->type++;
         break;
     }
-    if (dc->c->json)
-        cli_json_emit(json_pack("{s:s, s:s, s:s, s:s}", "message_type",
-                                "change", "kind", k, "path", path, "type",
-                                cli_type_name(e ? e->type : 0)));
+    if (dc->c->json) {
+        json_t *o = json_pack("{s:s, s:s, s:s}", "message_type", "change",
+                              "kind", k, "type",
+                              cli_type_name(e ? e->type : 0));
+
+        cli_json_set_path(o, "path", path);
+        cli_json_emit(o);
+    }
     else
         printf("%c    %s%s\n", kind, path,
                e && e->type == CAIRN_NODE_DIR ? "/" : "");

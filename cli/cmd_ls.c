@@ -39,14 +39,15 @@ json_t *cli_entry_json(const char *path, const struct cairn_tree_entry *e)
 
     cli_fmt_time_rfc3339(e->mtime_ns, t, sizeof(t));
     snprintf(mode, sizeof(mode), "%04o", (unsigned)e->mode);
-    o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:I, s:s, s:s}",
-                  "message_type", "entry", "path", path, "type",
-                  cli_type_name(e->type), "mode", mode, "size",
-                  (json_int_t)e->size, "mtime", t, "uid", (json_int_t)e->uid,
-                  "gid", (json_int_t)e->gid, "user", e->user, "group",
-                  e->group);
+    o = json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:I, s:o, s:o}",
+                  "message_type", "entry", "type", cli_type_name(e->type),
+                  "mode", mode, "size", (json_int_t)e->size, "mtime", t,
+                  "uid", (json_int_t)e->uid, "gid", (json_int_t)e->gid,
+                  "user", cli_json_str(e->user), "group",
+                  cli_json_str(e->group));
+    cli_json_set_path(o, "path", path);
     if (e->type == CAIRN_NODE_SYMLINK)
-        json_object_set_new(o, "target", json_string(e->target));
+        cli_json_set_path(o, "target", e->target);
     return o;
 }
 

@@ -87,7 +87,7 @@ int cmd_restore(struct cli *c, int argc, char **argv)
                sz, ro.target, (double)res.elapsed_ns / 1e9);
     }
     if (res.errors > 0 || rc == CAIRN_ECORRUPT) {
-        cli_error(c,
+        cli_error_text(
                   "%llu item(s) could not be restored (%llu with damaged "
                   "content), named above; everything else was restored",
                   (unsigned long long)res.errors,

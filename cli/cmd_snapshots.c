@@ -18,15 +18,16 @@ static json_t *snapshot_json(const struct cairn_snapshot *s)
     cli_fmt_time_rfc3339(s->time_ns, t, sizeof(t));
     paths = json_array();
     for (i = 0; i < s->npaths; i++)
-        json_array_append_new(paths, json_string(s->paths[i]));
+        json_array_append_new(paths, cli_json_str(s->paths[i]));
     tags = json_array();
     for (i = 0; i < s->ntags; i++)
-        json_array_append_new(tags, json_string(s->tags[i]));
-    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:b, s:I, s:I, "
+        json_array_append_new(tags, cli_json_str(s->tags[i]));
+    o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:b, s:I, s:I, "
                   "s:I, s:I, s:I}",
                   "message_type", "snapshot", "id", id, "short_id", "",
-                  "time", t, "hostname", s->hostname ? s->hostname : "",
-                  "username", s->username ? s->username : "", "paths", paths,
+                  "time", t, "hostname",
+                  cli_json_str(s->hostname ? s->hostname : ""), "username",
+                  cli_json_str(s->username ? s->username : ""), "paths", paths,
                   "tags", tags, "complete", s->complete, "files",
                   (json_int_t)s->files, "dirs", (json_int_t)s->dirs, "bytes",
                   (json_int_t)s->bytes, "added_bytes",
@@ -106,7 +107,7 @@ int cmd_snapshots(struct cli *c, int argc, char **argv)
     else if (!c->quiet)
         printf("%zu snapshot%s\n", shown, shown == 1 ? "" : "s");
     if (bad > 0)
-        cli_error(c, "%u snapshot object(s) are damaged (named above); run "
+        cli_error_text("%u snapshot object(s) are damaged (named above); run "
                      "`cairn check`",
                   bad);
     cairn_snapshot_list_free(v, n);

@@ -80,7 +80,7 @@ int main(int argc, char **argv)
     };
     struct sigaction sa;
     struct rlimit rl;
-    const char *cmd;
+    const char *cmd, *flag_file = NULL, *flag_command = NULL;
     char *end;
     size_t i;
     int ch;
@@ -103,10 +103,10 @@ int main(int argc, char **argv)
             cli.repo = optarg;
             break;
         case 'P':
-            cli.password_file = optarg;
+            flag_file = optarg;
             break;
         case 'C':
-            cli.password_command = optarg;
+            flag_command = optarg;
             break;
         case 'j':
             cli.json = 1;
@@ -134,9 +134,21 @@ int main(int argc, char **argv)
         usage(stderr);
         return EXIT_USAGE;
     }
+    /* A flag beats the environment; two flags are a mistake. */
+    if (flag_file != NULL && flag_command != NULL)
+        return cli_usage(&cli, "give --password-file or --password-command, "
+                               "not both");
+    if (flag_file != NULL || flag_command != NULL) {
+        cli.password_file = flag_file;
+        cli.password_command = flag_command;
+    }
     cmd = argv[optind];
     if (strcmp(cmd, "version") == 0) {
-        printf("cairn %s\n", CAIRN_VERSION);
+        if (cli.json)
+            cli_json_emit(json_pack("{s:s, s:s}", "message_type", "version",
+                                    "version", CAIRN_VERSION));
+        else
+            printf("cairn %s\n", CAIRN_VERSION);
         return EXIT_OK;
     }
     if (strcmp(cmd, "help") == 0) {

@@ -194,7 +194,7 @@ int cairn_repo_open(struct cairn_store *store, const char *pass,
     struct key_names kn = {NULL, 0, 0};
     uint8_t *cfg = NULL, *key, master[CAIRN_KEY_LEN], aid[CAIRN_ID_LEN];
     size_t cfglen, keylen, i;
-    int rc, found = 0;
+    int rc, found = 0, foreign = 0;
 
     if ((r = repo_alloc(store)) == NULL)
         return CAIRN_ENOMEM;
@@ -220,13 +220,17 @@ int cairn_repo_open(struct cairn_store *store, const char *pass,
             cairn_log(CAIRN_LOG_WARN, "key %s belongs to another archive",
                       kn.v[i]);
             cairn_wipe(master, sizeof(master));
+            foreign = 1;
             continue;
         }
         snprintf(r->key_name, sizeof(r->key_name), "%s", kn.v[i]);
         found = 1;
     }
     if (!found) {
-        rc = CAIRN_EAUTH;
+        /* The passphrase opened a key, but not one of the archive id the
+         * config names: the config (or the key) was tampered with, which
+         * "wrong passphrase" would hide. */
+        rc = foreign ? CAIRN_ECORRUPT : CAIRN_EAUTH;
         goto err3;
     }
     rc = cairn_keys_derive(master, aid, &r->keys);

@@ -22,12 +22,12 @@
 /* Bytes of a piece before it is handed to the I/O thread. */
 #define PIECE_SIZE (1024u * 1024)
 /* Bytes of pieces queued for the I/O thread, at most (then adders wait). */
-#define QUEUE_BYTES (6u * 1024 * 1024)
-/* An index object is written for every this many stored packs, so an
- * interrupted backup keeps most of its work indexed. */
-#define INDEX_EVERY 64
+#define QUEUE_BYTES (4u * 1024 * 1024)
+/* Every this many stored packs (about 256 MiB), they are made durable and
+ * an index object names them, so an interrupted backup keeps its work. */
+#define INDEX_EVERY 16
 /* Pieces kept for reuse (avoids faulting in fresh pages for each). */
-#define PIECE_POOL 8
+#define PIECE_POOL 6
 
 /* The I/O side of one pack: its temporary object and running hash. */
 struct pack_job {

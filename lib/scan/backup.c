@@ -37,22 +37,28 @@ void bk_set_fatal(struct bk *b, int rc)
 struct bk_seg *bk_seg_new(struct bk *b, size_t cap)
 {
     struct bk_seg *s;
+    uint8_t *buf;
 
     pthread_mutex_lock(&b->lock);
     while (b->inflight > 0 && b->inflight + cap > b->inflight_max &&
            atomic_load(&b->fatal) == 0)
         pthread_cond_wait(&b->memfree, &b->lock);
     b->inflight += cap;
+    buf = NULL;
+    if (cap == b->seg_size && b->nsegpool > 0)
+        buf = b->segpool[--b->nsegpool];
     pthread_mutex_unlock(&b->lock);
-    if ((s = malloc(sizeof(*s))) == NULL ||
-        (s->buf = malloc(cap ? cap : 1)) == NULL) {
-        free(s);
+    if (buf == NULL)
+        buf = malloc(cap ? cap : 1);
+    if (buf == NULL || (s = malloc(sizeof(*s))) == NULL) {
+        free(buf);
         pthread_mutex_lock(&b->lock);
         b->inflight -= cap;
         pthread_cond_broadcast(&b->memfree);
         pthread_mutex_unlock(&b->lock);
         return NULL;
     }
+    s->buf = buf;
     s->cap = cap;
     atomic_init(&s->refs, 1);
     return s;
@@ -62,11 +68,16 @@ void bk_seg_release(struct bk *b, struct bk_seg *s)
 {
     if (atomic_fetch_sub(&s->refs, 1) != 1)
         return;
-    free(s->buf);
     pthread_mutex_lock(&b->lock);
+    if (s->cap == b->seg_size &&
+        b->nsegpool < (int)(sizeof(b->segpool) / sizeof(b->segpool[0]))) {
+        b->segpool[b->nsegpool++] = s->buf;
+        s->buf = NULL;
+    }
     b->inflight -= s->cap;
     pthread_cond_broadcast(&b->memfree);
     pthread_mutex_unlock(&b->lock);
+    free(s->buf);
     free(s);
 }
 
@@ -526,6 +537,8 @@ err2:
 err1:
     cairn_exclude_free(b.ex);
 err0:
+    for (i = 0; i < b.nsegpool; i++)
+        free(b.segpool[i]);
     for (i = 0; (size_t)i < b.npaths; i++)
         free(b.paths[i]);
     free(b.paths);

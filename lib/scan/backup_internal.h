@@ -74,6 +74,10 @@ struct bk {
     struct bk_job *ring;
     size_t ring_cap, ring_head, ring_n;
     size_t inflight, inflight_max;
+    /* Full-size segment buffers kept for reuse: fresh ones would be
+     * mapped and faulted in page by page each time. */
+    uint8_t *segpool[2];
+    int nsegpool;
     int stop;
     pthread_t *workers;
     struct cairn_blob_codec **wcodecs;

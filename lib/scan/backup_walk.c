@@ -353,6 +353,20 @@ static int reuse_unchanged(struct bk *b, const struct cairn_tree_entry *oe,
     return 1;
 }
 
+/* Count an entry that has no content (symlink, fifo, device) as new,
+ * changed or unchanged against the parent snapshot, as files are. */
+static void count_other(struct bk *b, const struct cairn_tree_entry *oe,
+                        const struct cairn_tree_entry *e)
+{
+    if (oe == NULL)
+        atomic_fetch_add(&b->files_new, 1);
+    else if (oe->type == e->type && oe->ctime_ns == e->ctime_ns &&
+             oe->ino == e->ino)
+        atomic_fetch_add(&b->files_unchanged, 1);
+    else
+        atomic_fetch_add(&b->files_changed, 1);
+}
+
 /* Read n bytes (fewer at end of file).  Returns bytes read or -1. */
 static ssize_t read_full(int fd, uint8_t *buf, size_t n)
 {
@@ -566,6 +580,7 @@ static int add_entry(struct bk *b, struct bk_dir *d, int dfd, char *path,
             return 0;
         }
         e->target[n] = '\0';
+        count_other(b, oe, e);
         return 0;
 
     case CAIRN_NODE_DIR:
@@ -619,6 +634,7 @@ static int add_entry(struct bk *b, struct bk_dir *d, int dfd, char *path,
 
     default: /* fifo, device, socket: metadata only */
         atomic_fetch_add(&b->files, 1);
+        count_other(b, oe, e);
         if ((err = read_xattrs(-1, path, e)) != 0 && err != EPERM)
             bk_file_error(b, path, err, "cannot read extended attributes");
         return 0;
