@@ -13,8 +13,8 @@
 #include "cairn/store.h"
 #include "cli.h"
 
-static void vreport(struct cli *c, const char *kind, const char *fmt,
-                    va_list ap)
+__attribute__((format(printf, 3, 0))) static void
+vreport(struct cli *c, const char *kind, const char *fmt, va_list ap)
 {
     char msg[2048];
 

@@ -118,7 +118,8 @@ int cairn_repo_list_snapshots(struct cairn_repo *r,
         }
         n++;
     }
-    qsort(v, n, sizeof(*v), by_time);
+    if (n > 1)
+        qsort(v, n, sizeof(*v), by_time);
     names_free(&nm);
     *out = v;
     *out_n = n;
