@@ -22,12 +22,12 @@
 /* Bytes of a piece before it is handed to the I/O thread. */
 #define PIECE_SIZE (1024u * 1024)
 /* Bytes of pieces queued for the I/O thread, at most (then adders wait). */
-#define QUEUE_BYTES (4u * 1024 * 1024)
+#define QUEUE_BYTES (2u * 1024 * 1024)
 /* Every this many stored packs (about 256 MiB), they are made durable and
  * an index object names them, so an interrupted backup keeps its work. */
 #define INDEX_EVERY 16
 /* Pieces kept for reuse (avoids faulting in fresh pages for each). */
-#define PIECE_POOL 6
+#define PIECE_POOL 4
 
 /* The I/O side of one pack: its temporary object and running hash. */
 struct pack_job {
@@ -626,10 +626,23 @@ int cairn_repo_writer_add(struct cairn_repo_writer *w,
     if (rc != 0 || present)
         return rc;
 
-    if ((sealed = seal_buf(cairn_blob_seal_bound(len))) == NULL)
-        return CAIRN_ENOMEM;
-    if ((rc = cairn_blob_seal(codec, type, id, data, len, sealed, &slen)) != 0)
+    if ((sealed = seal_buf(cairn_blob_seal_bound(len))) == NULL) {
+        rc = CAIRN_ENOMEM;
+        pthread_mutex_lock(&w->lock);
+        set_err(w, rc);
+        pthread_cond_broadcast(&w->cond);
+        pthread_mutex_unlock(&w->lock);
         return rc;
+    }
+    if ((rc = cairn_blob_seal(codec, type, id, data, len, sealed, &slen)) !=
+        0) {
+        /* The id is marked as being stored: the writer cannot go on. */
+        pthread_mutex_lock(&w->lock);
+        set_err(w, rc);
+        pthread_cond_broadcast(&w->cond);
+        pthread_mutex_unlock(&w->lock);
+        return rc;
+    }
 
     pthread_mutex_lock(&w->lock);
     if ((rc = w->err) != 0)

@@ -76,7 +76,7 @@ struct bk {
     size_t inflight, inflight_max;
     /* Full-size segment buffers kept for reuse: fresh ones would be
      * mapped and faulted in page by page each time. */
-    uint8_t *segpool[2];
+    uint8_t *segpool[1];
     int nsegpool;
     int stop;
     pthread_t *workers;

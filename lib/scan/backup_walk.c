@@ -28,13 +28,18 @@
 
 /* ---------------------------------------------------------------- paths */
 
-/* Compare paths component by component ('/' sorts before any byte). */
+/* Compare paths component by component ('/' sorts before any byte, and
+ * a path before the paths inside it). */
 static int path_cmp(const char *a, const char *b)
 {
     for (; *a && *a == *b; a++, b++)
         ;
     if (*a == *b)
         return 0;
+    if (*a == '\0')
+        return -1;
+    if (*b == '\0')
+        return 1;
     if (*a == '/')
         return -1;
     if (*b == '/')
@@ -806,7 +811,7 @@ static int walk_virtual(struct bk *b, struct bk_dir *d, const char *prefix,
     struct bk_dir *child;
     struct stat st;
     char path[PATH_MAX], comp[NAME_MAX + 1];
-    int pfd, rc = 0;
+    int pfd, err, rc = 0;
 
     for (i = 0; i < n; i = j) {
         clen = comp_len(paths[i] + plen + 1);
@@ -856,10 +861,10 @@ static int walk_virtual(struct bk *b, struct bk_dir *d, const char *prefix,
             continue;
         }
         /* A directory on the way to selected paths. */
-        if (fstatat(pfd, comp, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-            !S_ISDIR(st.st_mode)) {
-            int err = errno ? errno : ENOTDIR;
-
+        err = fstatat(pfd, comp, &st, AT_SYMLINK_NOFOLLOW) != 0 ? errno
+              : !S_ISDIR(st.st_mode)                           ? ENOTDIR
+                                                               : 0;
+        if (err != 0) {
             for (; i < j; i++)
                 bk_file_error(b, paths[i], err, "cannot reach");
             continue;

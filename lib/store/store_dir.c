@@ -881,7 +881,7 @@ static void dir_close(void *ctx)
         return;
     /* Un-barriered puts are discarded. */
     for (i = 0; i < d->npend; i++) {
-        join_path(d->pend[i].dir, d->pend[i].tmp, tpath);
+        join_path(d->pend[i].tmpdir, d->pend[i].tmp, tpath);
         unlinkat(d->rootfd, tpath, 0);
     }
     free(d->pend);
