@@ -5,6 +5,7 @@
 #define CAIRN_CLI_H
 
 #include <jansson.h>
+#include <limits.h>
 #include <stdint.h>
 
 #include "cairn/event.h"
@@ -31,6 +32,8 @@ struct cli {
     int json, quiet, verbose, threads;
     int progress; /* draw progress on stderr (a terminal, not quiet/json) */
     volatile int cancel;
+    const char *device_file;   /* --device-file; else $CAIRN_DEVICE_FILE */
+    struct cli_device *device; /* set when the archive is the server's */
 };
 
 /* Print "cairn: MESSAGE" to stderr (and a JSON error line with --json). */
@@ -92,6 +95,133 @@ void cli_entry_long(const char *path, const struct cairn_tree_entry *e);
 /* Resolve a snapshot spec, with the error reported; EXIT_OK or a code. */
 int cli_find_snapshot(struct cli *c, struct cairn_repo *r, const char *spec,
                       struct cairn_snapshot **out);
+
+/* ---- the server's API (cli_api.c) ---- */
+struct cli_api;
+struct cli_api_error {
+    int transport;       /* no HTTP answer (or not JSON): message says why */
+    long status;         /* HTTP status */
+    char code[32];       /* the API's error code ("forbidden", ...) */
+    char message[512];   /* the server's words */
+    char starts_at[64];  /* wave_not_started: when the wave starts */
+    long retry_after;    /* too_many: seconds, or 0 */
+};
+/* "https://host:port" from URL (scheme added when missing, trailing
+ * slashes dropped); malloc'ed, NULL if empty. */
+char *cli_api_normalize_url(const char *url);
+/* A client of the server at url.  pin: "sha256//<base64>" (the server's
+ * key; then the certificate need not be signed by a known CA) or NULL (the
+ * system's CAs).  token: the bearer token, or NULL.  0 or -1. */
+int cli_api_new(const char *url, const char *pin, const char *token,
+                struct cli_api **out);
+void cli_api_free(struct cli_api *a);
+int cli_api_set_token(struct cli_api *a, const char *token);
+const char *cli_api_url(const struct cli_api *a);
+const char *cli_api_pin(const struct cli_api *a);
+/* METHOD path (e.g. "/api/v1/me") with body (borrowed; NULL: none).  On a
+ * 2xx answer: 0, and *out (may be NULL) = the JSON answer (NULL when
+ * empty; the caller decrefs).  Otherwise -1; see cli_api_last_error. */
+int cli_api_call(struct cli_api *a, const char *method, const char *path,
+                 json_t *body, json_t **out);
+const struct cli_api_error *cli_api_last_error(const struct cli_api *a);
+/* Print the last error as "cairn: error: WHAT: ..." with advice; returns
+ * the exit code (EXIT_AUTH for credentials, else EXIT_ERROR). */
+int cli_api_report(struct cli *c, const struct cli_api *a, const char *what);
+/* First contact: connect without verification and give the pin of the
+ * server's public key.  0, or -1 with err set. */
+int cli_api_fetch_pin(const char *url, char *out, size_t outlen, char *err,
+                      size_t errlen);
+/* Base64 (standard alphabet, padded).  encode: malloc'ed string or NULL;
+ * decode: 0 and *out malloc'ed, or -1. */
+char *cli_b64_encode(const void *buf, size_t len);
+int cli_b64_decode(const char *s, uint8_t **out, size_t *out_len);
+/* Percent-encode a path segment; malloc'ed. */
+char *cli_url_escape(const char *s);
+
+/* ---- files of a server's client (cli_device.c) ---- */
+/* The device state file: this computer's enrolment. */
+struct cli_device {
+    char path[PATH_MAX];
+    char *server, *pin, *device_id, *token;
+    char *name, *category, *department;
+    int64_t enrolled_at;
+    uint8_t archive_id[CAIRN_ID_LEN];
+    uint8_t key[CAIRN_KEY_LEN];
+};
+/* Path of the device file (--device-file, $CAIRN_DEVICE_FILE,
+ * /var/lib/cairn/device.json for root, else ~/.config/cairn/device.json). */
+int cli_device_path(struct cli *c, char *out, size_t len);
+/* EXIT_OK, EXIT_NOREPO when there is none (nothing printed), or
+ * EXIT_ERROR (reported). */
+int cli_device_load(struct cli *c, struct cli_device **out);
+/* Write d (mode 0600, crash-safe) to d->path or the default path. */
+int cli_device_save(struct cli *c, const struct cli_device *d);
+void cli_device_free(struct cli_device *d);
+/* The session file ($CAIRN_SESSION_FILE or ~/.config/cairn/session.json). */
+struct cli_session {
+    char *server, *pin, *token, *username;
+};
+int cli_session_load(struct cli *c, struct cli_session **out);
+int cli_session_save(struct cli *c, const struct cli_session *s);
+int cli_session_remove(struct cli *c);
+void cli_session_free(struct cli_session *s);
+/* A secret from a file, else a command (sh -c), else the terminal. */
+struct cli_secret_src {
+    const char *what;    /* "password", "TOTP code" */
+    const char *file, *command;
+    const char *prompt;  /* on the terminal */
+    const char *hint;    /* how to give it without a terminal */
+    int echo;            /* show what is typed (user names) */
+};
+int cli_secret(struct cli *c, const struct cli_secret_src *src, char **out,
+               size_t *out_len);
+void cli_secret_free(char *s, size_t len);
+/* Ask a yes/no question on the terminal: 1 yes, 0 no, -1 no terminal. */
+int cli_confirm(const char *question);
+
+/* ---- logging in (cmd_login.c) ---- */
+struct cli_login {
+    const char *server, *pin, *username;
+    const char *password_file, *totp_command, *totp_file, *recovery_file;
+};
+/* Options every command that logs in takes (codes 1000..1099). */
+#define CLI_LOGIN_OPTIONS                                                 \
+    {"server", required_argument, NULL, 1001},                            \
+        {"pin", required_argument, NULL, 1002},                           \
+        {"username", required_argument, NULL, 1003},                      \
+        {"password-file", required_argument, NULL, 1004},                 \
+        {"totp-command", required_argument, NULL, 1005},                  \
+        {"totp-file", required_argument, NULL, 1006},                     \
+        {"recovery-code-file", required_argument, NULL, 1007}
+/* Defaults from the environment. */
+void cli_login_init(struct cli_login *l);
+/* Take option ch if it is a login option: 1, else 0. */
+int cli_login_option(struct cli_login *l, int ch, const char *arg);
+/*
+ * A full session with l->server: the saved session when reuse is set and
+ * it is for this server (and user, if given) and still valid, else a
+ * login (password, then TOTP or a recovery code), saved.  With out_pass,
+ * the person's password too, checked by the server (for the owner wrap).
+ * *out_api: a client with the session's token; *out_me: GET /api/v1/me.
+ */
+int cli_login_session(struct cli *c, struct cli_login *l, int reuse,
+                      char **out_pass, size_t *out_plen,
+                      struct cli_api **out_api, json_t **out_me);
+/* A client on the saved session (for admin and status): EXIT_OK, or an
+ * exit code with the message printed (not logged in). */
+int cli_session_api(struct cli *c, struct cli_api **out,
+                    struct cli_session **out_s);
+
+/* Report this device's status to the server after a backup (a warning if
+ * that fails; never changes the exit code). */
+struct cairn_backup_result;
+void cli_device_report(struct cli *c, const struct cairn_backup_result *res);
+
+int cmd_login(struct cli *c, int argc, char **argv);
+int cmd_logout(struct cli *c, int argc, char **argv);
+int cmd_enrol(struct cli *c, int argc, char **argv);
+int cmd_admin(struct cli *c, int argc, char **argv);
+int cmd_status(struct cli *c, int argc, char **argv);
 
 int cmd_init(struct cli *c, int argc, char **argv);
 int cmd_backup(struct cli *c, int argc, char **argv);

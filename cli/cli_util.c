@@ -78,18 +78,95 @@ int cli_exit_for(int rc)
     }
 }
 
+/* Load the index of a freshly opened archive (messages handled). */
+static int load_index_of(struct cli *c, struct cairn_repo **r)
+{
+    uint32_t bad = 0;
+    int rc;
+
+    if ((rc = cairn_repo_load_index(*r, &bad)) != 0) {
+        cli_error(c, "cannot load the archive's index: %s",
+                  cairn_strerror(rc));
+        cairn_repo_free(*r);
+        *r = NULL;
+        return cli_exit_for(rc);
+    }
+    if (bad > 0)
+        cli_warn(c,
+                 "%u index object(s) are damaged and were skipped; run "
+                 "`cairn check`",
+                 bad);
+    return EXIT_OK;
+}
+
+/*
+ * Without -r: this computer's archive on the server it is enrolled with
+ * (the device file), opened with the device's own key.
+ */
+static int open_server_repo(struct cli *c, int load_index,
+                            struct cairn_repo **out)
+{
+    struct cairn_http_opts ho;
+    struct cli_device *d = NULL;
+    struct cairn_store *st = NULL;
+    int rc, x;
+
+    if ((x = cli_device_load(c, &d)) != EXIT_OK) {
+        if (x == EXIT_NOREPO)
+            cli_error(c, "no archive given: use -r DIR or set "
+                         "CAIRN_REPOSITORY, or enrol this computer with a "
+                         "server (cairn enrol)");
+        return x == EXIT_NOREPO ? EXIT_USAGE : x;
+    }
+    memset(&ho, 0, sizeof(ho));
+    ho.base_url = d->server;
+    ho.device_id = d->device_id;
+    ho.token = d->token;
+    ho.pin = d->pin;
+    if ((rc = cairn_store_http_open(&ho, &st)) != 0) {
+        cli_error(c, "cannot reach the archive of device %s at %s: %s",
+                  d->device_id, d->server, cairn_strerror(rc));
+        cli_device_free(d);
+        return cli_exit_for(rc);
+    }
+    if ((rc = cairn_repo_open_key(st, d->key, d->archive_id, out)) != 0) {
+        cairn_store_free(st);
+        if (rc == CAIRN_ENOENT)
+            cli_error(c, "the server %s has no archive for device %s",
+                      d->server, d->device_id);
+        else if (rc == CAIRN_EAUTH)
+            cli_error(c, "the archive of device %s at %s does not open with "
+                         "this computer's key (the device file %s belongs "
+                         "to another archive)",
+                      d->device_id, d->server, d->path);
+        else if (rc == CAIRN_EPERM)
+            cli_error(c, "the server %s refused this device's token (device "
+                         "%s): was it replaced or removed?",
+                      d->server, d->device_id);
+        else
+            cli_error(c, "cannot open the archive of device %s at %s: %s",
+                      d->device_id, d->server, cairn_strerror(rc));
+        cli_device_free(d);
+        return rc == CAIRN_ENOENT ? EXIT_NOREPO
+               : rc == CAIRN_EPERM ? EXIT_AUTH
+                                   : cli_exit_for(rc);
+    }
+    cli_device_free(c->device);
+    c->device = d;
+    if (load_index)
+        return load_index_of(c, out);
+    return EXIT_OK;
+}
+
 int cli_open_repo(struct cli *c, int load_index, struct cairn_repo **out)
 {
     struct cairn_store *st;
     char *pass = NULL;
     size_t plen = 0;
-    uint32_t bad = 0;
     int rc, x;
 
-    if (c->repo == NULL || c->repo[0] == '\0') {
-        cli_error(c, "no archive given: use -r DIR or set CAIRN_REPOSITORY");
-        return EXIT_USAGE;
-    }
+    if (c->repo == NULL || c->repo[0] == '\0')
+        return open_server_repo(c, load_index, out);
     if ((rc = cairn_store_dir_open(c->repo, 0, &st)) != 0) {
         if (rc == CAIRN_ENOENT) {
             cli_error(c, "there is no archive at %s", c->repo);
@@ -118,20 +195,8 @@ int cli_open_repo(struct cli *c, int load_index, struct cairn_repo **out)
                       cairn_strerror(rc));
         return rc == CAIRN_ENOENT ? EXIT_NOREPO : cli_exit_for(rc);
     }
-    if (load_index) {
-        if ((rc = cairn_repo_load_index(*out, &bad)) != 0) {
-            cli_error(c, "cannot load the archive's index: %s",
-                      cairn_strerror(rc));
-            cairn_repo_free(*out);
-            *out = NULL;
-            return cli_exit_for(rc);
-        }
-        if (bad > 0)
-            cli_warn(c,
-                     "%u index object(s) are damaged and were skipped; run "
-                     "`cairn check`",
-                     bad);
-    }
+    if (load_index)
+        return load_index_of(c, out);
     return EXIT_OK;
 }
 

@@ -187,7 +187,7 @@ int cmd_backup(struct cli *c, int argc, char **argv)
             cli_error(c, "backup stopped: no space left where the archive "
                          "is (%s); nothing was lost, the archive is "
                          "consistent, and the next backup resumes",
-                      c->repo);
+                      c->repo ? c->repo : "the server");
         else if (rc == CAIRN_ECANCELED)
             cli_error(c, "backup interrupted; what was stored is kept and "
                          "the next backup resumes");
@@ -232,6 +232,8 @@ int cmd_backup(struct cli *c, int argc, char **argv)
                (unsigned long long)res.dirs, sz, added,
                (double)res.elapsed_ns / 1e9);
     }
+    /* On a server's archive, tell the server how the device stands. */
+    cli_device_report(c, &res);
     if (!res.complete) {
         cli_warn(c,
                  "%llu file(s) or folder(s) could not be read (listed "

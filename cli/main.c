@@ -29,6 +29,11 @@ static const struct {
     {"check", cmd_check, "verify the archive"},
     {"stats", cmd_stats, "show archive sizes"},
     {"key", cmd_key, "manage key files (list, add, remove)"},
+    {"login", cmd_login, "log in to a Cairn server (password + TOTP)"},
+    {"logout", cmd_logout, "end the session with the server"},
+    {"enrol", cmd_enrol, "make this computer a device of a server"},
+    {"status", cmd_status, "this computer's backup status"},
+    {"admin", cmd_admin, "run the organisation (administrators)"},
 };
 
 static void usage(FILE *f)
@@ -36,8 +41,9 @@ static void usage(FILE *f)
     size_t i;
 
     fprintf(f, "usage: cairn [-r DIR] [--password-file F] [--password-command "
-               "CMD]\n             [--json] [-q] [-v] [--threads N] COMMAND "
-               "[ARGS]\n\ncommands:\n");
+               "CMD]\n             [--json] [-q] [-v] [--threads N] "
+               "[--device-file F]\n             COMMAND [ARGS]\n\n"
+               "commands:\n");
     for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "  %-10s %s\n\nSee docs/CLI.md for every option.\n", "version",
@@ -75,6 +81,7 @@ int main(int argc, char **argv)
         {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},
         {"threads", required_argument, NULL, 't'},
+        {"device-file", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -121,6 +128,9 @@ int main(int argc, char **argv)
             cli.threads = (int)strtol(optarg, &end, 10);
             if (*end != '\0' || cli.threads < 1 || cli.threads > 64)
                 return cli_usage(&cli, "--threads takes a number 1..64");
+            break;
+        case 'D':
+            cli.device_file = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -171,10 +181,13 @@ int main(int argc, char **argv)
 
     for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
         if (strcmp(cmd, commands[i].name) == 0) {
+            int x;
+
             optind++;
             /* Each command parses argv[optind - 1 ..] with getopt anew. */
-            return commands[i].fn(&cli, argc - optind + 1,
-                                  argv + optind - 1);
+            x = commands[i].fn(&cli, argc - optind + 1, argv + optind - 1);
+            cli_device_free(cli.device);
+            return x;
         }
     }
     return cli_usage(&cli, "unknown command '%s' (see cairn --help)", cmd);

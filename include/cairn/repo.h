@@ -46,6 +46,23 @@ int cairn_repo_init(struct cairn_store *store, const char *pass,
 int cairn_repo_open(struct cairn_store *store, const char *pass,
                     size_t passlen, struct cairn_repo **out);
 
+/*
+ * The same with the archive key given directly instead of a passphrase:
+ * archives kept by a Cairn server, whose key the device holds in a local
+ * file and the server only wrapped (escrow, owner).  init writes the
+ * config and no key file; open checks that the config belongs to
+ * archive_id (CAIRN_EAUTH otherwise).
+ */
+int cairn_repo_init_key(struct cairn_store *store,
+                        const uint8_t master[CAIRN_KEY_LEN],
+                        const uint8_t archive_id[CAIRN_ID_LEN],
+                        const struct cairn_repo_init_opts *opts,
+                        struct cairn_repo **out);
+int cairn_repo_open_key(struct cairn_store *store,
+                        const uint8_t master[CAIRN_KEY_LEN],
+                        const uint8_t archive_id[CAIRN_ID_LEN],
+                        struct cairn_repo **out);
+
 /* Wipe the keys and free everything, the store too.  NULL is fine. */
 void cairn_repo_free(struct cairn_repo *r);
 

@@ -93,6 +93,39 @@ struct cairn_store {
 int cairn_store_dir_open(const char *path, int create,
                          struct cairn_store **out);
 
+/*
+ * The HTTP store: a device's archive on a Cairn server (docs/API.md,
+ * "Device archives").  base_url is "https://host:port"; the device's
+ * token authenticates ("cd_<device>.<secret>"); pin is the server's
+ * public key pin ("sha256//<base64>", as curl's CURLOPT_PINNEDPUBLICKEY)
+ * or NULL to use the system's CA store.  Puts are durable when the server
+ * answers; a streamed put is spooled to a temporary file and uploaded at
+ * commit.  Transient failures (connection refused or reset, 5xx) are
+ * retried with backoff for up to retry_secs; then CAIRN_EIO.  401/403
+ * give CAIRN_EPERM, 404 CAIRN_ENOENT.
+ */
+struct cairn_http_opts {
+    const char *base_url;
+    const char *device_id;
+    const char *token;
+    const char *pin;
+    unsigned retry_secs; /* 0: 60 */
+};
+int cairn_store_http_open(const struct cairn_http_opts *o,
+                          struct cairn_store **out);
+
+/*
+ * Which of names[0..n) (objects of type) the server of the HTTP store s
+ * has: out_have[i] is set to 1 or 0 (undefined on failure).  Asks in
+ * batches of at most 1000 names (POST .../objects/<type>/have).
+ * CAIRN_EINVAL if s is not an HTTP store, type is not kept on the server
+ * (keys, locks) or a name is invalid; otherwise as the store's
+ * operations.  Thread safe.
+ */
+int cairn_store_http_have(struct cairn_store *s, enum cairn_obj_type type,
+                          const char *const *names, size_t n,
+                          uint8_t *out_have);
+
 /* Close and free.  NULL is fine. */
 void cairn_store_free(struct cairn_store *s);
 

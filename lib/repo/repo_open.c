@@ -71,13 +71,50 @@ static int make_chunker(struct cairn_repo *r)
     return cairn_chunker_new(r->keys.chunker, &cp, &r->chunker);
 }
 
-int cairn_repo_init(struct cairn_store *store, const char *pass,
-                    size_t passlen, const struct cairn_repo_init_opts *opts,
-                    struct cairn_repo **out)
+/* Fill r's config from opts (defaults where zero). */
+static int config_from_opts(struct cairn_repo *r,
+                            const struct cairn_repo_init_opts *opts)
+{
+    struct cairn_chunker_params cp = opts->chunk;
+    int rc;
+
+    if (cp.min == 0 && cp.avg == 0 && cp.max == 0) {
+        cp.min = CAIRN_CHUNK_MIN_DEFAULT;
+        cp.avg = CAIRN_CHUNK_AVG_DEFAULT;
+        cp.max = CAIRN_CHUNK_MAX_DEFAULT;
+    }
+    if ((rc = cairn_chunker_params_check(&cp)) != 0)
+        return rc;
+    r->config.chunk_min = cp.min;
+    r->config.chunk_avg = cp.avg;
+    r->config.chunk_max = cp.max;
+    r->config.pack_size =
+        opts->pack_size ? opts->pack_size : CAIRN_PACK_SIZE_DEFAULT;
+    if (r->config.pack_size < 4096 || r->config.pack_size > 512u << 20)
+        return CAIRN_EINVAL;
+    r->config.zstd_level =
+        opts->zstd_level == 0 ? CAIRN_ZSTD_LEVEL_DEFAULT : opts->zstd_level;
+    if (r->config.zstd_level > 19)
+        return CAIRN_EINVAL;
+    if (r->config.zstd_level < 0)
+        r->config.zstd_level = -1;
+    r->config.created_ns = now_ns();
+    return 0;
+}
+
+/*
+ * Make a new archive in store with this key and id: the config and, with
+ * pass, one key file.  The key file goes first and the config last: an
+ * archive exists once its config does, and then it can be opened.
+ */
+static int repo_create(struct cairn_store *store,
+                       const uint8_t master[CAIRN_KEY_LEN],
+                       const uint8_t archive_id[CAIRN_ID_LEN], const char *pass,
+                       size_t passlen, const struct cairn_repo_init_opts *opts,
+                       struct cairn_repo **out)
 {
     struct cairn_repo_init_opts def = {0};
     struct cairn_kdf_params kdf;
-    struct cairn_chunker_params cp;
     struct cairn_repo *r;
     uint8_t *cfg = NULL, *key = NULL, kid[CAIRN_ID_LEN];
     size_t cfglen, keylen;
@@ -90,14 +127,7 @@ int cairn_repo_init(struct cairn_store *store, const char *pass,
         return CAIRN_EEXIST;
     if ((r = repo_alloc(store)) == NULL)
         return CAIRN_ENOMEM;
-
-    cp = opts->chunk;
-    if (cp.min == 0 && cp.avg == 0 && cp.max == 0) {
-        cp.min = CAIRN_CHUNK_MIN_DEFAULT;
-        cp.avg = CAIRN_CHUNK_AVG_DEFAULT;
-        cp.max = CAIRN_CHUNK_MAX_DEFAULT;
-    }
-    if ((rc = cairn_chunker_params_check(&cp)) != 0)
+    if ((rc = config_from_opts(r, opts)) != 0)
         goto err1;
     kdf = opts->kdf;
     if (kdf.log2_n == 0) {
@@ -105,28 +135,8 @@ int cairn_repo_init(struct cairn_store *store, const char *pass,
         kdf.r = CAIRN_KDF_DEFAULT_R;
         kdf.p = CAIRN_KDF_DEFAULT_P;
     }
-    r->config.chunk_min = cp.min;
-    r->config.chunk_avg = cp.avg;
-    r->config.chunk_max = cp.max;
-    r->config.pack_size =
-        opts->pack_size ? opts->pack_size : CAIRN_PACK_SIZE_DEFAULT;
-    if (r->config.pack_size < 4096 || r->config.pack_size > 512u << 20) {
-        rc = CAIRN_EINVAL;
-        goto err1;
-    }
-    r->config.zstd_level =
-        opts->zstd_level == 0 ? CAIRN_ZSTD_LEVEL_DEFAULT : opts->zstd_level;
-    if (r->config.zstd_level > 19) {
-        rc = CAIRN_EINVAL;
-        goto err1;
-    }
-    if (r->config.zstd_level < 0)
-        r->config.zstd_level = -1;
-    r->config.created_ns = now_ns();
-
-    if ((rc = cairn_random(r->keys.master, CAIRN_KEY_LEN)) != 0 ||
-        (rc = cairn_random(r->config.archive_id, CAIRN_ID_LEN)) != 0)
-        goto err1;
+    memcpy(r->keys.master, master, CAIRN_KEY_LEN);
+    memcpy(r->config.archive_id, archive_id, CAIRN_ID_LEN);
     if ((rc = cairn_keys_derive(r->keys.master, r->config.archive_id,
                                 &r->keys)) != 0)
         goto err1;
@@ -135,17 +145,17 @@ int cairn_repo_init(struct cairn_store *store, const char *pass,
     if ((rc = cairn_config_encode(&r->config, r->keys.mac, &cfg, &cfglen)) !=
         0)
         goto err1;
-    if ((rc = cairn_keyfile_create(r->keys.master, r->config.archive_id, pass,
-                                   passlen, &kdf, opts->label, &key,
-                                   &keylen)) != 0)
-        goto err2;
-    cairn_sha256(key, keylen, kid);
-    repo_hex(kid, r->key_name);
-    /* The key first, the config last: an archive exists once its config
-     * does, and then it can be opened. */
-    if ((rc = cairn_store_put(store, CAIRN_OBJ_KEY, r->key_name, key, keylen,
-                              1)) != 0)
-        goto err3;
+    if (pass != NULL) {
+        if ((rc = cairn_keyfile_create(r->keys.master, r->config.archive_id,
+                                       pass, passlen, &kdf, opts->label, &key,
+                                       &keylen)) != 0)
+            goto err2;
+        cairn_sha256(key, keylen, kid);
+        repo_hex(kid, r->key_name);
+        if ((rc = cairn_store_put(store, CAIRN_OBJ_KEY, r->key_name, key,
+                                  keylen, 1)) != 0)
+            goto err3;
+    }
     if ((rc = cairn_store_put(store, CAIRN_OBJ_CONFIG, "config", cfg, cfglen,
                               1)) != 0)
         goto err3;
@@ -156,6 +166,72 @@ int cairn_repo_init(struct cairn_store *store, const char *pass,
 
 err3:
     free(key);
+err2:
+    free(cfg);
+err1:
+    repo_release(r);
+    return rc;
+}
+
+int cairn_repo_init(struct cairn_store *store, const char *pass,
+                    size_t passlen, const struct cairn_repo_init_opts *opts,
+                    struct cairn_repo **out)
+{
+    uint8_t master[CAIRN_KEY_LEN], aid[CAIRN_ID_LEN];
+    int rc;
+
+    if ((rc = cairn_random(master, sizeof(master))) != 0 ||
+        (rc = cairn_random(aid, sizeof(aid))) != 0)
+        return rc;
+    rc = repo_create(store, master, aid, pass, passlen, opts, out);
+    cairn_wipe(master, sizeof(master));
+    return rc;
+}
+
+int cairn_repo_init_key(struct cairn_store *store,
+                        const uint8_t master[CAIRN_KEY_LEN],
+                        const uint8_t archive_id[CAIRN_ID_LEN],
+                        const struct cairn_repo_init_opts *opts,
+                        struct cairn_repo **out)
+{
+    return repo_create(store, master, archive_id, NULL, 0, opts, out);
+}
+
+int cairn_repo_open_key(struct cairn_store *store,
+                        const uint8_t master[CAIRN_KEY_LEN],
+                        const uint8_t archive_id[CAIRN_ID_LEN],
+                        struct cairn_repo **out)
+{
+    struct cairn_repo *r;
+    uint8_t *cfg = NULL;
+    size_t cfglen;
+    int rc;
+
+    if ((r = repo_alloc(store)) == NULL)
+        return CAIRN_ENOMEM;
+    if ((rc = cairn_store_get(store, CAIRN_OBJ_CONFIG, "config", &cfg,
+                              &cfglen)) != 0)
+        goto err1;
+    if ((rc = cairn_config_decode(cfg, cfglen, NULL, &r->config)) != 0)
+        goto err2;
+    if (!cairn_ct_equal(r->config.archive_id, archive_id, CAIRN_ID_LEN)) {
+        rc = CAIRN_EAUTH;
+        goto err2;
+    }
+    if ((rc = cairn_keys_derive(master, archive_id, &r->keys)) != 0)
+        goto err2;
+    /* The config must authenticate under this key. */
+    if ((rc = cairn_config_decode(cfg, cfglen, r->keys.mac, &r->config)) !=
+        0) {
+        rc = rc == CAIRN_ECORRUPT ? CAIRN_EAUTH : rc;
+        goto err2;
+    }
+    if ((rc = make_chunker(r)) != 0)
+        goto err2;
+    free(cfg);
+    *out = r;
+    return 0;
+
 err2:
     free(cfg);
 err1:
