@@ -15,6 +15,8 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
+#include <strings.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -406,25 +408,34 @@ static enum MHD_Result queue(struct http_req *r)
 }
 
 /*
- * An answer decided from the headers alone (404, 401, 413 ...).  When a
- * body is announced, answer now, so a large upload is refused before it is
- * sent (curl waits for "100 Continue").  Without a body, wait for the end
- * of the request: answering and closing while the client is still sending
- * its TLS records makes it see a reset connection instead of the answer.
+ * An answer decided from the headers alone (404, 401, 413 ...).  Answering
+ * and closing while the client is still sending makes it see a reset
+ * connection instead of the answer, so the answer waits for the end of the
+ * request, the body read and dropped, unless the client waits for "100
+ * Continue" (then it has sent nothing yet) or announces more than
+ * DISCARD_SLACK bytes (not worth reading).
  */
 static enum MHD_Result early_answer(struct http_req *r)
 {
     const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                  "Content-Length");
-    const char *te = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-                                                 "Transfer-Encoding");
+    const char *ex = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                 "Expect");
+    unsigned long long n = 0;
+    char *end = NULL;
 
     r->discard = 1;
-    if (te == NULL && (cl == NULL || strcmp(cl, "0") == 0)) {
-        r->deferred = 1;
-        return MHD_YES;
+    if (cl != NULL) {
+        errno = 0;
+        n = strtoull(cl, &end, 10);
+        if (errno != 0 || end == cl || *end != '\0')
+            n = ULLONG_MAX;
     }
-    return queue(r);
+    if ((ex != NULL && strcasecmp(ex, "100-continue") == 0) ||
+        n > DISCARD_SLACK)
+        return queue(r);
+    r->deferred = 1;
+    return MHD_YES;
 }
 
 static void stream_abort(struct http_req *r)
