@@ -27,7 +27,7 @@
  * an index object names them, so an interrupted backup keeps its work. */
 #define INDEX_EVERY 16
 /* Pieces kept for reuse (avoids faulting in fresh pages for each). */
-#define PIECE_POOL 4
+#define PIECE_POOL 2
 
 /* The I/O side of one pack: its temporary object and running hash. */
 struct pack_job {

@@ -296,7 +296,9 @@ void bk_file_error(struct bk *b, const char *path, int sys_errno,
     ev.err = cairn_err_from_errno(sys_errno);
     ev.sys_errno = sys_errno;
     ev.detail = detail;
+    pthread_mutex_lock(&b->evlock);
     b->o->on_event(b->o->event_arg, &ev);
+    pthread_mutex_unlock(&b->evlock);
 }
 
 void bk_progress(struct bk *b, int force)
@@ -309,7 +311,12 @@ void bk_progress(struct bk *b, int force)
         return;
     now = bk_now_ns();
     if (!force && now - b->last_progress_ns < 250000000)
+        return; /* racy read: only a hint */
+    pthread_mutex_lock(&b->evlock);
+    if (!force && now - b->last_progress_ns < 250000000) {
+        pthread_mutex_unlock(&b->evlock);
         return;
+    }
     b->last_progress_ns = now;
     p.files_done = atomic_load(&b->files);
     p.bytes_done = atomic_load(&b->bytes);
@@ -326,6 +333,7 @@ void bk_progress(struct bk *b, int force)
     ev.kind = CAIRN_EV_PROGRESS;
     ev.progress = &p;
     b->o->on_event(b->o->event_arg, &ev);
+    pthread_mutex_unlock(&b->evlock);
 }
 
 static int start_workers(struct bk *b, int n, struct worker_arg *args)
@@ -405,6 +413,9 @@ int cairn_backup(struct cairn_repo *r, const struct cairn_backup_opts *o,
     pthread_cond_init(&b.nonfull, NULL);
     pthread_cond_init(&b.memfree, NULL);
     pthread_cond_init(&b.done, NULL);
+    pthread_cond_init(&b.task_cond, NULL);
+    pthread_mutex_init(&b.evlock, NULL);
+    pthread_mutex_init(&b.bigread, NULL);
 
     if (o->npaths == 0) {
         rc = CAIRN_EINVAL;
@@ -449,6 +460,17 @@ int cairn_backup(struct cairn_repo *r, const struct cairn_backup_opts *o,
         pthread_create(&b.counter, NULL, bk_count_main, &b) == 0)
         b.counter_started = 1;
 
+    /*
+     * With a parent snapshot most files are unchanged and the walk is
+     * metadata: nthreads - 1 helpers walk directories alongside the
+     * caller's thread.  Without one, every byte is read and the workers
+     * are the bottleneck; more walkers would only hold more file data in
+     * memory (measured: no faster, 15-20 MB more at peak).
+     */
+    if ((rc = bk_walkers_start(&b, o->parent != NULL ? nthreads - 1 : 0)) !=
+        0)
+        goto err5;
+
     if ((root = calloc(1, sizeof(*root))) == NULL) {
         rc = CAIRN_ENOMEM;
         goto err5;
@@ -464,6 +486,7 @@ int cairn_backup(struct cairn_repo *r, const struct cairn_backup_opts *o,
     while (!b.root_done)
         pthread_cond_wait(&b.done, &b.lock);
     pthread_mutex_unlock(&b.lock);
+    bk_walkers_stop(&b);
     stop_workers(&b, args);
     bk_progress(&b, 1);
     if ((rc = atomic_load(&b.fatal)) != 0)
@@ -520,6 +543,8 @@ int cairn_backup(struct cairn_repo *r, const struct cairn_backup_opts *o,
     out->elapsed_ns = bk_now_ns() - b.start_ns;
 
 err5:
+    if (b.walkers != NULL)
+        bk_walkers_stop(&b);
     if (b.counter_started) {
         atomic_store(&b.stop_count, 1);
         pthread_join(b.counter, NULL);
@@ -539,13 +564,12 @@ err1:
 err0:
     for (i = 0; i < b.nsegpool; i++)
         free(b.segpool[i]);
+    pthread_mutex_destroy(&b.bigread);
+    pthread_mutex_destroy(&b.evlock);
+    pthread_cond_destroy(&b.task_cond);
     for (i = 0; (size_t)i < b.npaths; i++)
         free(b.paths[i]);
     free(b.paths);
-    for (i = 0; i < b.users.n; i++)
-        free(b.users.name[i]);
-    for (i = 0; i < b.groups.n; i++)
-        free(b.groups.name[i]);
     pthread_cond_destroy(&b.done);
     pthread_cond_destroy(&b.memfree);
     pthread_cond_destroy(&b.nonfull);

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "cairn/backup.h"
 #include "cairn/tree.h"
@@ -57,6 +58,28 @@ struct bk_name_cache {
     int n;
 };
 
+/* One walking thread's own tools. */
+struct bk_walker {
+    struct bk *b;
+    struct cairn_blob_codec *codec;
+    struct bk_name_cache users, groups;
+};
+
+/* A directory waiting to be walked (its fd open, its bk_dir made). */
+struct bk_task {
+    struct bk_dir *d;
+    int fd;
+    char *path; /* PATH_MAX bytes */
+    size_t pathlen;
+    uint8_t old_id[CAIRN_ID_LEN];
+    int has_old;
+    dev_t rootdev;
+    int depth;
+};
+
+/* Directories queued for idle walkers, at most (each holds an open fd). */
+#define BK_TASKS_MAX 64
+
 struct bk {
     struct cairn_repo *r;
     const struct cairn_backup_opts *o;
@@ -97,7 +120,19 @@ struct bk {
     atomic_int stop_count;
     pthread_t counter;
     int counter_started;
-    struct bk_name_cache users, groups;
+    pthread_mutex_t evlock; /* events come from several walkers */
+    /* A file larger than a segment is read by one walker at a time: it
+     * holds a segment while it waits for the next, and two walkers doing
+     * that at once could each wait for the other's. */
+    pthread_mutex_t bigread;
+
+    /* Directories for the walkers: a stack, taken by idle walkers. */
+    struct bk_task tasks[BK_TASKS_MAX];
+    int ntasks, tasks_active, walk_stop;
+    pthread_cond_t task_cond;
+    pthread_t *walkers;
+    struct bk_walker *walker_ctx;
+    int nwalkers; /* helper walker threads (the caller's thread walks too) */
 };
 
 int64_t bk_now_ns(void);
@@ -132,6 +167,10 @@ void bk_progress(struct bk *b, int force);
  * component, without duplicates or paths inside other selected paths.
  */
 int bk_paths_prepare(struct bk *b);
+
+/* Helper walker threads: start n, and stop them once the walk is done. */
+int bk_walkers_start(struct bk *b, int n);
+void bk_walkers_stop(struct bk *b);
 
 /* The counting thread's body (arg: struct bk *). */
 void *bk_count_main(void *arg);

@@ -288,15 +288,15 @@ static int node_type(mode_t m)
 }
 
 /* Fill the metadata part of e from st (name already set). */
-static int fill_meta(struct bk *b, struct cairn_tree_entry *e,
+static int fill_meta(struct bk_walker *w, struct cairn_tree_entry *e,
                      const struct stat *st)
 {
     e->type = (uint8_t)node_type(st->st_mode);
     e->mode = st->st_mode & 07777;
     e->uid = st->st_uid;
     e->gid = st->st_gid;
-    if ((e->user = cached_name(&b->users, st->st_uid, 0)) == NULL ||
-        (e->group = cached_name(&b->groups, st->st_gid, 1)) == NULL)
+    if ((e->user = cached_name(&w->users, st->st_uid, 0)) == NULL ||
+        (e->group = cached_name(&w->groups, st->st_gid, 1)) == NULL)
         return CAIRN_ENOMEM;
     e->mtime_ns = ts_ns(&st->st_mtim);
     e->atime_ns = ts_ns(&st->st_atim);
@@ -398,9 +398,10 @@ static ssize_t read_full(int fd, uint8_t *buf, size_t n)
  * 1 if the file could not be read (reported; the entry is dropped at
  * finish time by marking it type 0).
  */
-static int read_file(struct bk *b, struct bk_dir *d, size_t slot, int fd,
+static int read_file(struct bk_walker *w, struct bk_dir *d, size_t slot, int fd,
                      const struct stat *st, const char *path)
 {
+    struct bk *b = w->b;
     struct cairn_tree_entry *e = &d->entries[slot];
     struct bk_file *f;
     struct bk_seg *seg = NULL, *nseg;
@@ -408,7 +409,7 @@ static int read_file(struct bk *b, struct bk_dir *d, size_t slot, int fd,
     uint64_t total = 0;
     uint32_t cap, nchunks = 0;
     ssize_t got;
-    int eof = 0, rc = 0, err = 0;
+    int eof = 0, rc = 0, err = 0, big;
 
     if (st->st_size == 0) {
         e->size = 0;
@@ -425,8 +426,11 @@ static int read_file(struct bk *b, struct bk_dir *d, size_t slot, int fd,
     e->content = f->ids;
     atomic_fetch_add(&d->pending, 1);
 
-    if ((uint64_t)st->st_size >= b->seg_size)
+    big = (uint64_t)st->st_size >= b->seg_size;
+    if (big) {
         posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+        pthread_mutex_lock(&b->bigread);
+    }
     want = (uint64_t)st->st_size < b->seg_size ? (size_t)st->st_size
                                                : b->seg_size;
     for (;;) {
@@ -483,6 +487,8 @@ static int read_file(struct bk *b, struct bk_dir *d, size_t slot, int fd,
     }
     if (seg != NULL)
         bk_seg_release(b, seg);
+    if (big)
+        pthread_mutex_unlock(&b->bigread);
     e->ncontent = nchunks;
     e->size = total;
     atomic_fetch_add(&b->bytes_read, total);
@@ -491,28 +497,180 @@ static int read_file(struct bk *b, struct bk_dir *d, size_t slot, int fd,
         e->type = 0; /* dropped when the directory is finished */
         rc = 1;
     }
-    bk_file_release(b, f, b->codec);
+    bk_file_release(b, f, w->codec);
     return rc;
 }
 
-static int walk_dir(struct bk *b, struct bk_dir *d, int dfd, char *path,
+static int walk_dir(struct bk_walker *w, struct bk_dir *d, int dfd, char *path,
                     size_t pathlen, const struct cairn_tree *old,
                     dev_t rootdev, int depth);
+
+/* Walk a directory task on this walker: its previous version, its
+ * entries; then close it and drop the walker's hold. */
+static int task_run(struct bk_walker *w, struct bk_task *t)
+{
+    struct bk *b = w->b;
+    struct cairn_tree *old = NULL;
+    int rc, r;
+
+    if (t->has_old &&
+        (r = cairn_repo_read_tree(b->r, w->codec, t->old_id, &old)) != 0) {
+        cairn_log(CAIRN_LOG_WARN,
+                  "%s: previous version unreadable (%s); reading all",
+                  t->path, cairn_strerror(r));
+        old = NULL;
+    }
+    rc = walk_dir(w, t->d, t->fd, t->path, t->pathlen, old, t->rootdev,
+                  t->depth);
+    close(t->fd);
+    cairn_tree_free(old);
+    bk_dir_release(b, t->d, w->codec);
+    return rc;
+}
+
+/* Queue a directory for an idle walker, if there are helpers and room: 1
+ * if queued (the task then owns its fd and a copy of its path). */
+static int task_push(struct bk *b, const struct bk_task *t)
+{
+    struct bk_task *q;
+    char *path;
+
+    if (b->nwalkers == 0)
+        return 0;
+    if ((path = malloc(PATH_MAX)) == NULL)
+        return 0;
+    memcpy(path, t->path, t->pathlen + 1);
+    pthread_mutex_lock(&b->lock);
+    if (b->ntasks >= BK_TASKS_MAX) {
+        pthread_mutex_unlock(&b->lock);
+        free(path);
+        return 0;
+    }
+    q = &b->tasks[b->ntasks++];
+    *q = *t;
+    q->path = path;
+    pthread_cond_signal(&b->task_cond);
+    pthread_mutex_unlock(&b->lock);
+    return 1;
+}
+
+/*
+ * Take and walk queued directories until none is queued or being walked
+ * (stop_when_idle: the caller's thread at the end of the walk), or until
+ * the walk is over (helper walkers).
+ */
+static void task_loop(struct bk_walker *w, int stop_when_idle)
+{
+    struct bk *b = w->b;
+    struct bk_task t;
+    int rc;
+
+    pthread_mutex_lock(&b->lock);
+    for (;;) {
+        while (b->ntasks == 0 &&
+               !(stop_when_idle ? b->tasks_active == 0 : b->walk_stop))
+            pthread_cond_wait(&b->task_cond, &b->lock);
+        if (b->ntasks == 0)
+            break;
+        t = b->tasks[--b->ntasks];
+        b->tasks_active++;
+        pthread_mutex_unlock(&b->lock);
+        if (atomic_load(&b->fatal) != 0) {
+            /* Dropped unwalked; the holds still unwind. */
+            close(t.fd);
+            bk_dir_release(b, t.d, w->codec);
+        } else if ((rc = task_run(w, &t)) != 0) {
+            bk_set_fatal(b, rc);
+        }
+        free(t.path);
+        pthread_mutex_lock(&b->lock);
+        b->tasks_active--;
+        pthread_cond_broadcast(&b->task_cond);
+    }
+    pthread_mutex_unlock(&b->lock);
+}
+
+static void walker_clear(struct bk_walker *w)
+{
+    int i;
+
+    for (i = 0; i < w->users.n; i++)
+        free(w->users.name[i]);
+    for (i = 0; i < w->groups.n; i++)
+        free(w->groups.name[i]);
+    w->users.n = w->groups.n = 0;
+}
+
+static void *walker_main(void *arg)
+{
+    struct bk_walker *w = arg;
+
+    task_loop(w, 0);
+    return NULL;
+}
+
+int bk_walkers_start(struct bk *b, int n)
+{
+    int i;
+
+    if (n <= 0)
+        return 0;
+    if ((b->walkers = calloc((size_t)n, sizeof(*b->walkers))) == NULL ||
+        (b->walker_ctx = calloc((size_t)n, sizeof(*b->walker_ctx))) == NULL)
+        return CAIRN_ENOMEM;
+    for (i = 0; i < n; i++) {
+        struct bk_walker *w = &b->walker_ctx[i];
+
+        w->b = b;
+        w->codec = cairn_blob_codec_new(cairn_repo_keys(b->r),
+                                        cairn_repo_config(b->r)->zstd_level);
+        if (w->codec == NULL)
+            return CAIRN_ENOMEM;
+        if (pthread_create(&b->walkers[i], NULL, walker_main, w) != 0) {
+            cairn_blob_codec_free(w->codec);
+            w->codec = NULL;
+            return CAIRN_ENOMEM;
+        }
+        b->nwalkers++;
+    }
+    return 0;
+}
+
+void bk_walkers_stop(struct bk *b)
+{
+    int i;
+
+    pthread_mutex_lock(&b->lock);
+    b->walk_stop = 1;
+    pthread_cond_broadcast(&b->task_cond);
+    pthread_mutex_unlock(&b->lock);
+    for (i = 0; i < b->nwalkers; i++) {
+        pthread_join(b->walkers[i], NULL);
+        cairn_blob_codec_free(b->walker_ctx[i].codec);
+        walker_clear(&b->walker_ctx[i]);
+    }
+    b->nwalkers = 0;
+    free(b->walkers);
+    free(b->walker_ctx);
+    b->walkers = NULL;
+    b->walker_ctx = NULL;
+}
 
 /*
  * Back up the entry name of directory dfd (full path path) into d.
  * Returns 0 (also when the entry was reported and skipped) or a fatal
  * error.
  */
-static int add_entry(struct bk *b, struct bk_dir *d, int dfd, char *path,
+static int add_entry(struct bk_walker *w, struct bk_dir *d, int dfd, char *path,
                      size_t pathlen, const char *name,
                      const struct cairn_tree *old, dev_t rootdev, int selected,
                      int depth)
 {
+    struct bk *b = w->b;
     struct cairn_tree_entry *e;
     const struct cairn_tree_entry *oe;
-    struct cairn_tree *old_child = NULL;
     struct bk_dir *child;
+    struct bk_task t;
     struct stat st;
     size_t slot;
     ssize_t n;
@@ -530,7 +688,7 @@ static int add_entry(struct bk *b, struct bk_dir *d, int dfd, char *path,
     oe = old != NULL ? cairn_tree_find(old, name) : NULL;
     if ((e = entry_new(d, name, &slot)) == NULL)
         return CAIRN_ENOMEM;
-    if ((rc = fill_meta(b, e, &st)) != 0)
+    if ((rc = fill_meta(w, e, &st)) != 0)
         return rc;
 
     switch (e->type) {
@@ -563,7 +721,7 @@ static int add_entry(struct bk *b, struct bk_dir *d, int dfd, char *path,
             return 0;
         }
         atomic_fetch_add(oe != NULL ? &b->files_changed : &b->files_new, 1);
-        rc = read_file(b, d, slot, fd, &st, path);
+        rc = read_file(w, d, slot, fd, &st, path);
         close(fd);
         if (rc == 1) {
             atomic_fetch_sub(&b->files, 1);
@@ -613,29 +771,29 @@ static int add_entry(struct bk *b, struct bk_dir *d, int dfd, char *path,
         } else if ((err = read_xattrs(fd, path, e)) != 0) {
             bk_file_error(b, path, err, "cannot read extended attributes");
         }
-        if (oe != NULL && oe->type == CAIRN_NODE_DIR && oe->has_subtree &&
-            (r = cairn_repo_read_tree(b->r, b->codec, oe->subtree,
-                                      &old_child)) != 0) {
-            cairn_log(CAIRN_LOG_WARN,
-                      "%s: previous version unreadable (%s); reading all",
-                      path, cairn_strerror(r));
-            old_child = NULL;
-        }
         if ((child = calloc(1, sizeof(*child))) == NULL) {
             close(fd);
-            cairn_tree_free(old_child);
             return CAIRN_ENOMEM;
         }
         child->parent = d;
         child->parent_slot = slot;
         atomic_init(&child->pending, 1);
         atomic_fetch_add(&d->pending, 1);
-        rc = walk_dir(b, child, fd, path, pathlen, old_child, rootdev,
-                      depth + 1);
-        close(fd);
-        cairn_tree_free(old_child);
-        bk_dir_release(b, child, b->codec);
-        return rc;
+        memset(&t, 0, sizeof(t));
+        t.d = child;
+        t.fd = fd;
+        t.path = path;
+        t.pathlen = pathlen;
+        if (oe != NULL && oe->type == CAIRN_NODE_DIR && oe->has_subtree) {
+            memcpy(t.old_id, oe->subtree, CAIRN_ID_LEN);
+            t.has_old = 1;
+        }
+        t.rootdev = rootdev;
+        t.depth = depth + 1;
+        /* An idle walker takes it, or we walk it now. */
+        if (task_push(b, &t))
+            return 0;
+        return task_run(w, &t);
 
     default: /* fifo, device, socket: metadata only */
         atomic_fetch_add(&b->files, 1);
@@ -726,10 +884,11 @@ static int is_cachedir(int dfd)
     return n == (ssize_t)sizeof(buf) && memcmp(buf, CACHEDIR_SIG, n) == 0;
 }
 
-static int walk_dir(struct bk *b, struct bk_dir *d, int dfd, char *path,
+static int walk_dir(struct bk_walker *w, struct bk_dir *d, int dfd, char *path,
                     size_t pathlen, const struct cairn_tree *old,
                     dev_t rootdev, int depth)
 {
+    struct bk *b = w->b;
     struct name_list nl = {NULL, 0, 0};
     size_t i, nlen;
     int rc, err;
@@ -774,7 +933,7 @@ static int walk_dir(struct bk *b, struct bk_dir *d, int dfd, char *path,
         if (pathlen > 1)
             path[pathlen] = '/';
         memcpy(path + pathlen + (pathlen > 1), nl.v[i], nlen + 1);
-        rc = add_entry(b, d, dfd, path, pathlen + (pathlen > 1) + nlen,
+        rc = add_entry(w, d, dfd, path, pathlen + (pathlen > 1) + nlen,
                        nl.v[i], old, rootdev, 0, depth);
         path[pathlen] = '\0';
         if (b->o->cancel != NULL && *b->o->cancel)
@@ -800,9 +959,10 @@ static size_t comp_len(const char *p)
  * directory whose bk_dir is d), creating the directories between prefix
  * and each path with their real metadata but only the selected children.
  */
-static int walk_virtual(struct bk *b, struct bk_dir *d, const char *prefix,
+static int walk_virtual(struct bk_walker *w, struct bk_dir *d, const char *prefix,
                         char **paths, size_t n, const struct cairn_tree *old)
 {
+    struct bk *b = w->b;
     size_t plen = strcmp(prefix, "/") == 0 ? 0 : strlen(prefix);
     size_t i, j, groups = 0, clen, slot;
     struct cairn_tree_entry *e;
@@ -856,7 +1016,7 @@ static int walk_virtual(struct bk *b, struct bk_dir *d, const char *prefix,
                 bk_file_error(b, path, errno, "cannot stat");
                 continue;
             }
-            rc = add_entry(b, d, pfd, path, strlen(path), comp, old,
+            rc = add_entry(w, d, pfd, path, strlen(path), comp, old,
                            st.st_dev, 1, 0);
             continue;
         }
@@ -870,7 +1030,7 @@ static int walk_virtual(struct bk *b, struct bk_dir *d, const char *prefix,
             continue;
         }
         if ((e = entry_new(d, comp, &slot)) == NULL ||
-            (rc = fill_meta(b, e, &st)) != 0) {
+            (rc = fill_meta(w, e, &st)) != 0) {
             rc = CAIRN_ENOMEM;
             break;
         }
@@ -886,7 +1046,7 @@ static int walk_virtual(struct bk *b, struct bk_dir *d, const char *prefix,
         oe = old != NULL ? cairn_tree_find(old, comp) : NULL;
         old_child = NULL;
         if (oe != NULL && oe->type == CAIRN_NODE_DIR && oe->has_subtree &&
-            cairn_repo_read_tree(b->r, b->codec, oe->subtree, &old_child) != 0)
+            cairn_repo_read_tree(b->r, w->codec, oe->subtree, &old_child) != 0)
             old_child = NULL;
         if ((child = calloc(1, sizeof(*child))) == NULL) {
             cairn_tree_free(old_child);
@@ -897,9 +1057,9 @@ static int walk_virtual(struct bk *b, struct bk_dir *d, const char *prefix,
         child->parent_slot = slot;
         atomic_init(&child->pending, 1);
         atomic_fetch_add(&d->pending, 1);
-        rc = walk_virtual(b, child, path, paths + i, j - i, old_child);
+        rc = walk_virtual(w, child, path, paths + i, j - i, old_child);
         cairn_tree_free(old_child);
-        bk_dir_release(b, child, b->codec);
+        bk_dir_release(b, child, w->codec);
     }
     close(pfd);
     return rc;
@@ -985,13 +1145,15 @@ void *bk_count_main(void *arg)
 
 int bk_walk(struct bk *b, struct bk_dir *root)
 {
+    struct bk_walker mw = {b, b->codec, {{0}, {0}, 0}, {{0}, {0}, 0}};
+    struct bk_walker *w = &mw;
     struct cairn_tree *old = NULL;
     char path[PATH_MAX];
     struct stat st;
     int fd, rc;
 
     if (b->o->parent != NULL &&
-        (rc = cairn_repo_read_tree(b->r, b->codec, b->o->parent->root,
+        (rc = cairn_repo_read_tree(b->r, w->codec, b->o->parent->root,
                                    &old)) != 0) {
         cairn_log(CAIRN_LOG_WARN,
                   "parent snapshot unreadable (%s); reading every file",
@@ -1006,13 +1168,19 @@ int bk_walk(struct bk *b, struct bk_dir *root)
         } else {
             path[0] = '/';
             path[1] = '\0';
-            rc = walk_dir(b, root, fd, path, 1, old, st.st_dev, 0);
+            rc = walk_dir(w, root, fd, path, 1, old, st.st_dev, 0);
             close(fd);
         }
     } else {
-        rc = walk_virtual(b, root, "/", b->paths, b->npaths, old);
+        rc = walk_virtual(w, root, "/", b->paths, b->npaths, old);
     }
     cairn_tree_free(old);
-    bk_dir_release(b, root, b->codec);
+    bk_dir_release(b, root, w->codec);
+    if (rc != 0)
+        bk_set_fatal(b, rc);
+    /* Help with the directories queued for the helpers until all are
+     * walked. */
+    task_loop(w, 1);
+    walker_clear(w);
     return rc;
 }
