@@ -191,6 +191,10 @@ int cmd_backup(struct cli *c, int argc, char **argv)
         else if (rc == CAIRN_ECANCELED)
             cli_error(c, "backup interrupted; what was stored is kept and "
                          "the next backup resumes");
+        else if (rc == CAIRN_EIO && c->repo == NULL)
+            cli_error(c, "backup stopped: the server does not answer (named "
+                         "above); what it acknowledged is kept, and the next "
+                         "backup resumes without sending it again");
         else
             cli_error(c, "backup failed: %s", cairn_strerror(rc));
         x = cli_exit_for(rc) == EXIT_DAMAGE ? EXIT_ERROR : cli_exit_for(rc);

@@ -78,6 +78,9 @@ int api_time_parse(const char *text, int64_t *out)
     if (*p != '\0' || y < 1970 || mo < 1 || mo > 12 || d < 1 ||
         d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 60)
         return CAIRN_EINVAL;
+    /* 29 February only in leap years (timegm would make it 1 March). */
+    if (mo == 2 && d == 29 && (y % 4 != 0 || (y % 100 == 0 && y % 400 != 0)))
+        return CAIRN_EINVAL;
     memset(&tm, 0, sizeof(tm));
     tm.tm_year = y - 1900;
     tm.tm_mon = mo - 1;
@@ -87,7 +90,12 @@ int api_time_parse(const char *text, int64_t *out)
     tm.tm_sec = sec;
     if ((t = timegm(&tm)) == (time_t)-1)
         return CAIRN_EINVAL;
-    *out = (int64_t)t - sign * (oh * 3600 + om * 60);
+    /* An offset may carry the time outside what api_time_format writes
+     * and this function reads back (1970 to 9999). */
+    t -= sign * (oh * 3600 + om * 60);
+    if (t < 0 || t > (time_t)253402300799) /* 9999-12-31T23:59:59Z */
+        return CAIRN_EINVAL;
+    *out = (int64_t)t;
     return 0;
 }
 
@@ -359,7 +367,7 @@ static int user_add(struct http_req *r)
     struct cat_org org;
     char (*hashes)[65] = NULL;
     char **codes = NULL;
-    char *uri = NULL;
+    char *uri = NULL, *qr;
     const char *username, *pw, *dept, *role, *display, *issuer = "Cairn";
     json_t *body, *res, *jc;
     int rc, i, have_org = 0;
@@ -456,6 +464,12 @@ static int user_add(struct http_req *r)
     json_object_set_new(res, "recovery_codes", jc);
     json_object_set_new(res, "totp_uri", json_string(uri));
     json_object_set_new(res, "totp_secret", json_string(u.totp_secret));
+    /* The same as a QR code for a terminal, to scan with the phone. */
+    if (srv_qr_terminal(uri, &qr) == 0) {
+        json_object_set_new(res, "totp_qr", json_string(qr));
+        cairn_wipe(qr, strlen(qr));
+        free(qr);
+    }
     http_respond_json(r, 201, res);
 
 done:

@@ -805,8 +805,52 @@ const uint8_t *http_body(struct http_req *r, size_t *out_len)
     return r->body;
 }
 
+/*
+ * Make s (NUL-terminated) valid UTF-8 in place: every byte that does not
+ * belong to a well-formed sequence (a stray continuation byte, a sequence
+ * cut short by a truncating "%.64s" or by the end of a buffer, an overlong
+ * form, a surrogate, beyond U+10FFFF) becomes '?'.  Error messages quote
+ * what the client sent, and jansson refuses to make a JSON string of
+ * invalid UTF-8.
+ */
+static void utf8_clean(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    size_t i = 0, n, k;
+    uint32_t cp;
+
+    while (p[i] != '\0') {
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        if (p[i] >= 0xc2 && p[i] <= 0xdf)
+            n = 1;
+        else if (p[i] >= 0xe0 && p[i] <= 0xef)
+            n = 2;
+        else if (p[i] >= 0xf0 && p[i] <= 0xf4)
+            n = 3;
+        else
+            n = 0;
+        cp = p[i] & (0x3f >> n);
+        for (k = 1; n > 0 && k <= n; k++) {
+            if ((p[i + k] & 0xc0) != 0x80) /* also stops at the NUL */
+                break;
+            cp = (cp << 6) | (p[i + k] & 0x3f);
+        }
+        if (n == 0 || k <= n || (n == 2 && cp < 0x800) ||
+            (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff)) {
+            p[i++] = '?';
+            continue;
+        }
+        i += n + 1;
+    }
+}
+
 /* See http.h.  Duplicate keys are malformed too. */
-json_t *http_json_body(struct http_req *r, const char *const *allowed)
+int http_json_check(const char *body, size_t len, const char *const *allowed,
+                    json_t **out, char *why, size_t whylen)
 {
     json_error_t err;
     json_t *j;
@@ -814,37 +858,51 @@ json_t *http_json_body(struct http_req *r, const char *const *allowed)
     json_t *v;
     size_t i;
 
-    if (r->json != NULL)
-        return r->json;
-    if (r->body_len == 0) {
-        http_respond_error(r, 400, "bad_request",
-                           "a JSON object is required");
-        return NULL;
+    if (len == 0) {
+        snprintf(why, whylen, "a JSON object is required");
+        goto err0;
     }
-    j = json_loadb((const char *)r->body, r->body_len,
-                   JSON_REJECT_DUPLICATES, &err);
-    if (j == NULL) {
-        http_respond_error(r, 400, "bad_request",
-                           "malformed JSON at line %d, column %d: %s",
-                           err.line, err.column, err.text);
-        return NULL;
+    if ((j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err)) == NULL) {
+        snprintf(why, whylen, "malformed JSON at line %d, column %d: %s",
+                 err.line, err.column, err.text);
+        goto err0;
     }
     if (!json_is_object(j)) {
-        json_decref(j);
-        http_respond_error(r, 400, "bad_request",
-                           "the body must be a JSON object");
-        return NULL;
+        snprintf(why, whylen, "the body must be a JSON object");
+        goto err1;
     }
     json_object_foreach(j, key, v) {
         for (i = 0; allowed != NULL && allowed[i] != NULL; i++)
             if (strcmp(allowed[i], key) == 0)
                 break;
         if (allowed == NULL || allowed[i] == NULL) {
-            http_respond_error(r, 400, "bad_request", "unknown field \"%.64s\"",
-                               key);
-            json_decref(j);
-            return NULL;
+            snprintf(why, whylen, "unknown field \"%.64s\"", key);
+            goto err1;
         }
+    }
+    *out = j;
+    return 0;
+
+err1:
+    json_decref(j);
+err0:
+    if (whylen > 0)
+        utf8_clean(why);
+    return CAIRN_EINVAL;
+}
+
+/* See http.h. */
+json_t *http_json_body(struct http_req *r, const char *const *allowed)
+{
+    char why[256];
+    json_t *j;
+
+    if (r->json != NULL)
+        return r->json;
+    if (http_json_check((const char *)r->body, r->body_len, allowed, &j, why,
+                        sizeof(why)) != 0) {
+        http_respond_error(r, 400, "bad_request", "%s", why);
+        return NULL;
     }
     r->json = j;
     return j;
@@ -926,6 +984,7 @@ int http_respond_error(struct http_req *r, unsigned status, const char *code,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    utf8_clean(msg);
     if ((j = json_pack("{s:s, s:s}", "error", msg, "code", code)) == NULL) {
         static const char oom[] =
             "{\"error\":\"out of memory\",\"code\":\"server_error\"}\n";

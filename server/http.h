@@ -92,6 +92,17 @@ const uint8_t *http_body(struct http_req *r, size_t *out_len);
  */
 json_t *http_json_body(struct http_req *r, const char *const *allowed);
 
+/*
+ * The check behind http_json_body, without a request (the fuzz target
+ * calls it): body (len bytes, not NUL-terminated) must be one JSON object,
+ * without duplicate keys, whose keys are all in allowed (NULL-ended; NULL
+ * allows none).  0 and *out (a new reference, the caller's), or
+ * CAIRN_EINVAL with why (whylen bytes) set to the reason for the client,
+ * valid UTF-8 and NUL-terminated (if whylen > 0).
+ */
+int http_json_check(const char *body, size_t len, const char *const *allowed,
+                    json_t **out, char *why, size_t whylen);
+
 /* Answers. */
 void http_set_header(struct http_req *r, const char *name, const char *value);
 int http_respond_json(struct http_req *r, unsigned status, json_t *body);
