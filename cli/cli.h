@@ -51,7 +51,6 @@ int cli_exit_for(int rc);
 /* Read a passphrase (see docs/CLI.md for the sources).  new_pass: for init
  * and key add (asks twice on a terminal).  *out is malloc'ed; wipe it. */
 int cli_password(struct cli *c, int new_pass, char **out, size_t *out_len);
-void cli_password_free(char *p, size_t len);
 
 /* Open the archive named by -r (messages and exit codes handled): returns
  * EXIT_OK or an exit code.  load_index: load the index as well. */

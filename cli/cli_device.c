@@ -13,14 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include "cairn/buf.h"
 #include "cairn/crypto.h"
 #include "cli.h"
 
-#define SECRET_MAX 4096
 
 /* Where a per-user file lives: $XDG_CONFIG_HOME/cairn/NAME or
  * ~/.config/cairn/NAME. */
@@ -373,125 +371,3 @@ int cli_session_remove(struct cli *c)
     return EXIT_OK;
 }
 
-/* ---- secrets: a file, a command or the terminal ---- */
-
-static int first_line(FILE *f, char **out, size_t *out_len)
-{
-    char *buf;
-    size_t n = 0;
-    int ch;
-
-    if ((buf = malloc(SECRET_MAX + 1)) == NULL)
-        return -1;
-    while ((ch = fgetc(f)) != EOF && ch != '\n') {
-        if (n == SECRET_MAX) {
-            cairn_wipe(buf, n);
-            free(buf);
-            errno = E2BIG;
-            return -1;
-        }
-        buf[n++] = (char)ch;
-    }
-    if (n > 0 && buf[n - 1] == '\r')
-        n--;
-    buf[n] = '\0';
-    *out = buf;
-    *out_len = n;
-    return 0;
-}
-
-int cli_secret(struct cli *c, const struct cli_secret_src *src, char **out,
-               size_t *out_len)
-{
-    struct termios old, noecho;
-    FILE *f;
-    int rc, status, restore = 0;
-
-    *out = NULL;
-    *out_len = 0;
-    if (src->file != NULL) {
-        if ((f = fopen(src->file, "re")) == NULL) {
-            cli_error(c, "cannot read the %s file %s: %s", src->what,
-                      src->file, strerror(errno));
-            return EXIT_ERROR;
-        }
-        rc = first_line(f, out, out_len);
-        fclose(f);
-        if (rc != 0) {
-            cli_error(c, "cannot read the %s file %s: %s", src->what,
-                      src->file, strerror(errno));
-            return EXIT_ERROR;
-        }
-    } else if (src->command != NULL) {
-        if ((f = popen(src->command, "re")) == NULL) {
-            cli_error(c, "cannot run the %s command: %s", src->what,
-                      strerror(errno));
-            return EXIT_ERROR;
-        }
-        rc = first_line(f, out, out_len);
-        status = pclose(f);
-        if (rc != 0 || status != 0) {
-            if (rc == 0)
-                cli_secret_free(*out, *out_len);
-            *out = NULL;
-            cli_error(c, "the %s command failed (exit status %d)", src->what,
-                      status);
-            return EXIT_ERROR;
-        }
-    } else {
-        if ((f = fopen("/dev/tty", "r+e")) == NULL) {
-            cli_error(c, "no %s: %s, or run on a terminal", src->what,
-                      src->hint);
-            return EXIT_ERROR;
-        }
-        fputs(src->prompt, f);
-        fflush(f);
-        if (!src->echo && tcgetattr(fileno(f), &old) == 0) {
-            noecho = old;
-            noecho.c_lflag &= ~(tcflag_t)ECHO;
-            tcsetattr(fileno(f), TCSAFLUSH, &noecho);
-            restore = 1;
-        }
-        rc = first_line(f, out, out_len);
-        if (restore) {
-            tcsetattr(fileno(f), TCSAFLUSH, &old);
-            fputc('\n', f);
-        }
-        fclose(f);
-        if (rc != 0) {
-            cli_error(c, "cannot read the %s", src->what);
-            return EXIT_ERROR;
-        }
-    }
-    if (*out_len == 0) {
-        cli_secret_free(*out, 0);
-        *out = NULL;
-        cli_error(c, "the %s is empty", src->what);
-        return EXIT_ERROR;
-    }
-    return EXIT_OK;
-}
-
-void cli_secret_free(char *s, size_t len)
-{
-    if (s == NULL)
-        return;
-    cairn_wipe(s, len + 1);
-    free(s);
-}
-
-int cli_confirm(const char *question)
-{
-    char line[16];
-    FILE *f;
-    int yes = 0;
-
-    if ((f = fopen("/dev/tty", "r+e")) == NULL)
-        return -1;
-    fprintf(f, "%s [y/N] ", question);
-    fflush(f);
-    if (fgets(line, sizeof(line), f) != NULL)
-        yes = line[0] == 'y' || line[0] == 'Y';
-    fclose(f);
-    return yes;
-}

@@ -1,6 +1,7 @@
 /*
- * cli_pass.c - where passphrases come from: a file, a command, or the
- * terminal (echo off).  Never logged; wiped after use.
+ * cli_pass.c - where secrets come from (archive passphrases, login
+ * passwords, TOTP codes): a file, a command, or the terminal (echo off).
+ * Never logged; wiped after use.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,15 +16,8 @@
 
 #define PASS_MAX 4096
 
-void cli_password_free(char *p, size_t len)
-{
-    if (p == NULL)
-        return;
-    cairn_wipe(p, len + 1);
-    free(p);
-}
+/* ---- secrets: a file, a command or the terminal ---- */
 
-/* Read the first line of f into a fresh buffer. */
 static int first_line(FILE *f, char **out, size_t *out_len)
 {
     char *buf;
@@ -49,81 +43,112 @@ static int first_line(FILE *f, char **out, size_t *out_len)
     return 0;
 }
 
-static int from_file(struct cli *c, const char *path, char **out,
-                     size_t *out_len)
-{
-    FILE *f;
-    int rc;
-
-    if ((f = fopen(path, "re")) == NULL) {
-        cli_error(c, "cannot read the passphrase file %s: %s", path,
-                  strerror(errno));
-        return EXIT_ERROR;
-    }
-    rc = first_line(f, out, out_len);
-    fclose(f);
-    if (rc != 0) {
-        cli_error(c, "cannot read the passphrase file %s: %s", path,
-                  strerror(errno));
-        return EXIT_ERROR;
-    }
-    return EXIT_OK;
-}
-
-static int from_command(struct cli *c, const char *cmd, char **out,
-                        size_t *out_len)
-{
-    FILE *f;
-    int rc, status;
-
-    if ((f = popen(cmd, "re")) == NULL) {
-        cli_error(c, "cannot run the passphrase command: %s", strerror(errno));
-        return EXIT_ERROR;
-    }
-    rc = first_line(f, out, out_len);
-    status = pclose(f);
-    if (rc != 0 || status != 0) {
-        if (rc == 0)
-            cli_password_free(*out, *out_len);
-        cli_error(c, "the passphrase command failed (exit status %d)",
-                  status);
-        return EXIT_ERROR;
-    }
-    return EXIT_OK;
-}
-
-static int from_tty(struct cli *c, const char *prompt, char **out,
-                    size_t *out_len)
+int cli_secret(struct cli *c, const struct cli_secret_src *src, char **out,
+               size_t *out_len)
 {
     struct termios old, noecho;
-    FILE *tty;
-    int rc;
+    FILE *f;
+    int rc, status, restore = 0;
 
-    if ((tty = fopen("/dev/tty", "r+e")) == NULL) {
-        cli_error(c, "no passphrase: set CAIRN_PASSWORD_FILE or "
-                     "CAIRN_PASSWORD_COMMAND, or run on a terminal");
-        return EXIT_ERROR;
+    *out = NULL;
+    *out_len = 0;
+    if (src->file != NULL) {
+        if ((f = fopen(src->file, "re")) == NULL) {
+            cli_error(c, "cannot read the %s file %s: %s", src->what,
+                      src->file, strerror(errno));
+            return EXIT_ERROR;
+        }
+        rc = first_line(f, out, out_len);
+        fclose(f);
+        if (rc != 0) {
+            cli_error(c, "cannot read the %s file %s: %s", src->what,
+                      src->file, strerror(errno));
+            return EXIT_ERROR;
+        }
+    } else if (src->command != NULL) {
+        if ((f = popen(src->command, "re")) == NULL) {
+            cli_error(c, "cannot run the %s command: %s", src->what,
+                      strerror(errno));
+            return EXIT_ERROR;
+        }
+        rc = first_line(f, out, out_len);
+        status = pclose(f);
+        if (rc != 0 || status != 0) {
+            if (rc == 0)
+                cli_secret_free(*out, *out_len);
+            *out = NULL;
+            cli_error(c, "the %s command failed (exit status %d)", src->what,
+                      status);
+            return EXIT_ERROR;
+        }
+    } else {
+        if ((f = fopen("/dev/tty", "r+e")) == NULL) {
+            cli_error(c, "no %s: %s, or run on a terminal", src->what,
+                      src->hint);
+            return EXIT_ERROR;
+        }
+        fputs(src->prompt, f);
+        fflush(f);
+        if (!src->echo && tcgetattr(fileno(f), &old) == 0) {
+            noecho = old;
+            noecho.c_lflag &= ~(tcflag_t)ECHO;
+            tcsetattr(fileno(f), TCSAFLUSH, &noecho);
+            restore = 1;
+        }
+        rc = first_line(f, out, out_len);
+        if (restore) {
+            tcsetattr(fileno(f), TCSAFLUSH, &old);
+            fputc('\n', f);
+        }
+        fclose(f);
+        if (rc != 0) {
+            cli_error(c, "cannot read the %s", src->what);
+            return EXIT_ERROR;
+        }
     }
-    fputs(prompt, tty);
-    fflush(tty);
-    if (tcgetattr(fileno(tty), &old) == 0) {
-        noecho = old;
-        noecho.c_lflag &= ~(tcflag_t)ECHO;
-        tcsetattr(fileno(tty), TCSAFLUSH, &noecho);
-    }
-    rc = first_line(tty, out, out_len);
-    tcsetattr(fileno(tty), TCSAFLUSH, &old);
-    fputc('\n', tty);
-    fclose(tty);
-    if (rc != 0) {
-        cli_error(c, "cannot read the passphrase");
+    if (*out_len == 0) {
+        cli_secret_free(*out, 0);
+        *out = NULL;
+        cli_error(c, "the %s is empty", src->what);
         return EXIT_ERROR;
     }
     return EXIT_OK;
 }
 
+void cli_secret_free(char *s, size_t len)
+{
+    if (s == NULL)
+        return;
+    cairn_wipe(s, len + 1);
+    free(s);
+}
+
+int cli_confirm(const char *question)
+{
+    char line[16];
+    FILE *f;
+    int yes = 0;
+
+    if ((f = fopen("/dev/tty", "r+e")) == NULL)
+        return -1;
+    fprintf(f, "%s [y/N] ", question);
+    fflush(f);
+    if (fgets(line, sizeof(line), f) != NULL)
+        yes = line[0] == 'y' || line[0] == 'Y';
+    fclose(f);
+    return yes;
+}
+
+/*
+ * The archive passphrase (docs/CLI.md): a file, then a command, then the
+ * terminal.  A new one (init, key add) comes from --new-password-file or
+ * CAIRN_NEW_PASSWORD_FILE first, and is asked twice on a terminal.
+ */
 int cli_password(struct cli *c, int new_pass, char **out, size_t *out_len)
 {
+    struct cli_secret_src src = {
+        "passphrase", NULL, NULL, "passphrase: ",
+        "set CAIRN_PASSWORD_FILE or CAIRN_PASSWORD_COMMAND", 0};
     const char *nf = new_pass ? getenv("CAIRN_NEW_PASSWORD_FILE") : NULL;
     char *again;
     size_t alen;
@@ -131,38 +156,32 @@ int cli_password(struct cli *c, int new_pass, char **out, size_t *out_len)
 
     if (new_pass && c->new_password_file != NULL)
         nf = c->new_password_file;
-    if (nf != NULL)
-        x = from_file(c, nf, out, out_len);
-    else if (!new_pass && c->password_file != NULL)
-        x = from_file(c, c->password_file, out, out_len);
-    else if (!new_pass && c->password_command != NULL)
-        x = from_command(c, c->password_command, out, out_len);
-    else if (new_pass && c->password_file != NULL && !c->interactive_new)
-        x = from_file(c, c->password_file, out, out_len);
-    else if (new_pass && c->password_command != NULL && !c->interactive_new)
-        x = from_command(c, c->password_command, out, out_len);
-    else if (!new_pass)
-        return from_tty(c, "passphrase: ", out, out_len);
-    else {
-        if ((x = from_tty(c, "new passphrase: ", out, out_len)) != EXIT_OK)
-            return x;
-        if ((x = from_tty(c, "again: ", &again, &alen)) != EXIT_OK) {
-            cli_password_free(*out, *out_len);
-            return x;
-        }
-        if (alen != *out_len || memcmp(again, *out, alen) != 0) {
-            cli_password_free(again, alen);
-            cli_password_free(*out, *out_len);
-            cli_error(c, "the passphrases do not match");
-            return EXIT_ERROR;
-        }
-        cli_password_free(again, alen);
-        x = EXIT_OK;
+    if (nf != NULL) {
+        src.file = nf;
+    } else if (!new_pass || !c->interactive_new) {
+        src.file = c->password_file;
+        if (src.file == NULL)
+            src.command = c->password_command;
     }
-    if (x == EXIT_OK && *out_len == 0) {
-        cli_password_free(*out, *out_len);
-        cli_error(c, "the passphrase is empty");
+    if (src.file != NULL || src.command != NULL || !new_pass)
+        return cli_secret(c, &src, out, out_len);
+
+    src.prompt = "new passphrase: ";
+    if ((x = cli_secret(c, &src, out, out_len)) != EXIT_OK)
+        return x;
+    src.prompt = "again: ";
+    if ((x = cli_secret(c, &src, &again, &alen)) != EXIT_OK) {
+        cli_secret_free(*out, *out_len);
+        *out = NULL;
+        return x;
+    }
+    x = alen == *out_len && memcmp(again, *out, alen) == 0;
+    cli_secret_free(again, alen);
+    if (!x) {
+        cli_secret_free(*out, *out_len);
+        *out = NULL;
+        cli_error(c, "the passphrases do not match");
         return EXIT_ERROR;
     }
-    return x;
+    return EXIT_OK;
 }

@@ -181,7 +181,7 @@ int cli_open_repo(struct cli *c, int load_index, struct cairn_repo **out)
         return x;
     }
     rc = cairn_repo_open(st, pass, plen, out);
-    cli_password_free(pass, plen);
+    cli_secret_free(pass, plen);
     if (rc != 0) {
         cairn_store_free(st);
         if (rc == CAIRN_EAUTH)

@@ -86,7 +86,7 @@ int cmd_init(struct cli *c, int argc, char **argv)
         return x;
     }
     rc = cairn_repo_init(st, pass, plen, &io, &r);
-    cli_password_free(pass, plen);
+    cli_secret_free(pass, plen);
     if (rc != 0) {
         cairn_store_free(st);
         if (rc == CAIRN_EINVAL)

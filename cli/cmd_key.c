@@ -91,7 +91,7 @@ int cmd_key(struct cli *c, int argc, char **argv)
         if ((x = cli_password(c, 1, &pass, &plen)) != EXIT_OK)
             goto out;
         rc = cairn_repo_key_add(r, pass, plen, NULL, label, name);
-        cli_password_free(pass, plen);
+        cli_secret_free(pass, plen);
         if (rc != 0) {
             cli_error(c, "cannot add a key: %s", cairn_strerror(rc));
             x = cli_exit_for(rc);
