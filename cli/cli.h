@@ -28,6 +28,7 @@ struct cli {
     const char *password_file;
     const char *password_command;
     const char *new_password_file; /* init, key add */
+    const char *escrow_passphrase_file; /* enrol --replaces of a shared device */
     int interactive_new; /* key add: ask on the terminal for the new one */
     int json, quiet, verbose, threads;
     int progress; /* draw progress on stderr (a terminal, not quiet/json) */

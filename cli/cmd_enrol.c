@@ -79,6 +79,92 @@ static int make_config(const uint8_t key[CAIRN_KEY_LEN],
     return rc;
 }
 
+
+/*
+ * Recover a shared device's archive key through the escrow key: an
+ * administrator gets the escrow private key wrapped under the escrow
+ * passphrase (GET /api/v1/org), unwraps it here with that passphrase
+ * (--escrow-passphrase-file, CAIRN_ESCROW_PASSPHRASE_FILE, or the
+ * terminal), and opens the device's escrow wrap.  Nothing unwrapped leaves
+ * this process; everything is wiped.
+ */
+static int adopt_by_escrow(struct cli *c, struct cli_api *a, const char *old,
+                           json_t *wraps, uint8_t key[CAIRN_KEY_LEN],
+                           uint8_t aid[CAIRN_ID_LEN])
+{
+    struct cli_secret_src src = {"escrow passphrase", NULL, NULL,
+                                 "escrow passphrase: ",
+                                 "set CAIRN_ESCROW_PASSPHRASE_FILE", 0};
+    uint8_t pub[CAIRN_X25519_LEN], priv[CAIRN_X25519_LEN];
+    uint8_t *wesc = NULL, *ewrapped = NULL, *pubbuf = NULL, *msg = NULL;
+    size_t wesclen, ewlen, publen, msglen = 0, plen = 0;
+    const char *b64;
+    json_t *org = NULL;
+    char *pass = NULL;
+    int rc, x = EXIT_ERROR;
+
+    b64 = json_string_value(json_object_get(wraps, "wrap_escrow"));
+    if (b64 == NULL || cli_b64_decode(b64, &wesc, &wesclen) != 0) {
+        cli_error(c, "device %s is shared: its archive can be adopted only "
+                     "by an administrator, with the escrow passphrase",
+                  old);
+        goto out;
+    }
+    if (cli_api_call(a, "GET", "/api/v1/org", NULL, &org) != 0) {
+        x = cli_api_report(c, a, "cannot read the organisation");
+        goto out;
+    }
+    b64 = json_string_value(json_object_get(org, "escrow_wrapped"));
+    if (b64 == NULL || cli_b64_decode(b64, &ewrapped, &ewlen) != 0) {
+        cli_error(c, "device %s is shared: only an administrator can adopt "
+                     "its archive",
+                  old);
+        goto out;
+    }
+    b64 = json_string_value(json_object_get(org, "escrow_public"));
+    if (b64 == NULL || cli_b64_decode(b64, &pubbuf, &publen) != 0 ||
+        publen != sizeof(pub)) {
+        cli_error(c, "the server sent a malformed escrow public key");
+        goto out;
+    }
+    memcpy(pub, pubbuf, sizeof(pub));
+    src.file = c->escrow_passphrase_file != NULL
+                   ? c->escrow_passphrase_file
+                   : getenv("CAIRN_ESCROW_PASSPHRASE_FILE");
+    if ((x = cli_secret(c, &src, &pass, &plen)) != EXIT_OK)
+        goto out;
+    x = EXIT_ERROR;
+    if ((rc = cairn_escrow_open(ewrapped, ewlen, pass, plen, pub, priv)) !=
+        0) {
+        cli_error(c, rc == CAIRN_EAUTH ? "wrong escrow passphrase"
+                                       : "the escrow key cannot be opened: %s",
+                  cairn_strerror(rc));
+        x = cli_exit_for(rc);
+        goto out;
+    }
+    rc = cairn_unseal(pub, priv, wesc, wesclen, &msg, &msglen);
+    cairn_wipe(priv, sizeof(priv));
+    if (rc != 0 || msglen != CAIRN_KEY_LEN + CAIRN_ID_LEN) {
+        cli_error(c, "the escrow wrap of device %s does not open: %s", old,
+                  rc != 0 ? cairn_strerror(rc) : "wrong length");
+        goto out;
+    }
+    memcpy(key, msg, CAIRN_KEY_LEN);
+    memcpy(aid, msg + CAIRN_KEY_LEN, CAIRN_ID_LEN);
+    x = EXIT_OK;
+out:
+    if (msg != NULL) {
+        cairn_wipe(msg, msglen);
+        free(msg);
+    }
+    cli_secret_free(pass, plen);
+    free(pubbuf);
+    free(ewrapped);
+    free(wesc);
+    json_decref(org);
+    return x;
+}
+
 /* The archive of the device being replaced: its owner wrap, opened with
  * the password. */
 static int adopt_archive(struct cli *c, struct cli_api *a, const char *old,
@@ -102,10 +188,14 @@ static int adopt_archive(struct cli *c, struct cli_api *a, const char *old,
                                     "being replaced");
     b64 = json_string_value(json_object_get(w, "wrap_owner"));
     if (b64 == NULL || b64[0] == '\0') {
-        cli_error(c, "device %s has no owner wrap (a shared device): its "
-                     "archive can be adopted only with the escrow key, "
-                     "which `cairn enrol` does not use yet",
-                  old);
+        /* A shared device: only the escrow key opens its archive. */
+        x = adopt_by_escrow(c, a, old, w, key, aid);
+        goto out;
+    }
+    if (pass == NULL) {
+        cli_error(c, "device %s is personal: its owner adopts its archive "
+                     "(cairn enrol --category personal --replaces %s)",
+                  old, old);
         goto out;
     }
     if (cli_b64_decode(b64, &wrap, &wlen) != 0) {
@@ -152,6 +242,7 @@ int cmd_enrol(struct cli *c, int argc, char **argv)
         {"department", required_argument, NULL, 'd'},
         {"name", required_argument, NULL, 'n'},
         {"replaces", required_argument, NULL, 'R'},
+        {"escrow-passphrase-file", required_argument, NULL, 'E'},
         {"json", no_argument, NULL, 'j'},
         {NULL, 0, NULL, 0},
     };
@@ -186,6 +277,9 @@ int cmd_enrol(struct cli *c, int argc, char **argv)
             break;
         case 'R':
             replaces = optarg;
+            break;
+        case 'E':
+            c->escrow_passphrase_file = optarg;
             break;
         case 'j':
             c->json = 1;
@@ -224,7 +318,7 @@ int cmd_enrol(struct cli *c, int argc, char **argv)
     if (x != EXIT_NOREPO)
         return x;
 
-    if ((x = cli_login_session(c, &l, 1, personal || replaces ? &pass : NULL,
+    if ((x = cli_login_session(c, &l, 1, personal ? &pass : NULL,
                                &plen, &a, &me)) != EXIT_OK)
         goto out;
     user = json_string_value(json_object_get(me, "username"));

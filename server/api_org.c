@@ -164,6 +164,14 @@ static int org_get(struct http_req *r)
         return api_respond_cat_error(r, rc, "organisation");
     res = json_pack("{s:s, s:o}", "name", o.name, "escrow_public",
                     api_b64_json(o.escrow_public, sizeof(o.escrow_public)));
+    /* Administrators also get the escrow private key, wrapped under the
+     * escrow passphrase they hold (never unwrapped here): with it they
+     * can recover a shared device's archive key, e.g. to adopt it on a
+     * replacement computer. */
+    if (res != NULL && http_auth(r)->admin && o.escrow_wrapped != NULL)
+        json_object_set_new(res, "escrow_wrapped",
+                            api_b64_json(o.escrow_wrapped,
+                                         o.escrow_wrapped_len));
     cat_org_clear(&o);
     return http_respond_json(r, 200, res);
 }

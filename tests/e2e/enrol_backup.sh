@@ -231,6 +231,23 @@ run oldtoken "${ANA_ENV[@]}" "$CAIRN" snapshots
 [[ $RC -ne 0 ]] || { show oldtoken; fail "the replaced device still reads its archive"; }
 ok "device $NEW replaced $DEV and adopted its archive"
 
+# The lab PC (shared, no owner wrap) is replaced too: an administrator
+# adopts its archive with the escrow passphrase; a wrong one is refused.
+printf 'not the escrow passphrase\n' > "$T/escrow-wrong.pw"
+run labwrong "${ADMIN_ENV[@]}" CAIRN_DEVICE_FILE="$T/lab-new.json" "$CAIRN" enrol \
+    --server "$URL" --pin "$PIN" --category shared --department Physics --name lab-pc2 \
+    --replaces "$SHARED" --escrow-passphrase-file "$T/escrow-wrong.pw"
+[[ $RC -ne 0 ]] || { show labwrong; fail "a wrong escrow passphrase adopted the archive"; }
+mentions labwrong "escrow passphrase" "a wrong escrow passphrase"
+[[ ! -e $T/lab-new.json ]] || fail "a refused replacement left a device file"
+must labnew "${ADMIN_ENV[@]}" CAIRN_DEVICE_FILE="$T/lab-new.json" "$CAIRN" enrol \
+    --server "$URL" --pin "$PIN" --category shared --department Physics --name lab-pc2 \
+    --replaces "$SHARED" --escrow-passphrase-file "$T/escrow.pw" --json
+must labrestore "${ADMIN_ENV[@]}" CAIRN_DEVICE_FILE="$T/lab-new.json" "$CAIRN" restore \
+    "latest:$SRC/docs" --target "$T/restored-lab"
+treecmp "$SRC/docs" "$T/restored-lab"
+ok "a shared device was replaced with the escrow passphrase; wrong passphrase refused"
+
 # ------------------------------------------------------------------ logout
 must logout "${ADMIN_ENV[@]}" "$CAIRN" logout
 [[ ! -e $T/admin.session ]] || fail "logout left the session file"
