@@ -136,6 +136,19 @@ expect 204 POST /api/v1/logout $(bearer "$PARTIAL")
 expect 401 POST /api/v1/login/totp $(bearer "$PARTIAL") $(json '{"code":"000000"}')
 ok "a password-only session may only give TOTP or log out"
 
+# A cookie session (the web console's): a change needs the X-CSRF-Token the
+# login answered with; without it, or with another, it is refused.
+expect 200 POST /api/v1/login $(json "{\"username\":\"root\",\"password\":\"$pw\"}")
+CK=$(grep -i '^set-cookie: cairn_session=' "$T/headers" \
+    | sed -E 's/^[Ss]et-[Cc]ookie: (cairn_session=[^;]*).*/\1/' | tr -d '\r')
+CSRF=$(jq -r .csrf "$T/body")
+[[ -n $CK && -n $CSRF ]] || fail "no cookie or csrf token to test with"
+expect 403 POST /api/v1/logout -H "Cookie: $CK"
+expect 403 POST /api/v1/logout -H "Cookie: $CK" -H "X-CSRF-Token: not-$CSRF"
+expect 204 POST /api/v1/logout -H "Cookie: $CK" -H "X-CSRF-Token: $CSRF"
+expect 401 POST /api/v1/logout -H "Cookie: $CK" -H "X-CSRF-Token: $CSRF"
+ok "cookie sessions need the CSRF token for changes"
+
 ADMIN=$(login root "$ADMIN_PW" "$ROOT_TOTP")
 expect 200 GET /api/v1/me $(bearer "$ADMIN")
 [[ $(jq -r .role "$T/body") == admin ]] || fail "root is not admin"
