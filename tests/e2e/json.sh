@@ -118,7 +118,7 @@ jcmd noarchive 10 "$CAIRN" -r "$T/nothing" --json snapshots
 say "damaging a pack to see problem and error messages"
 REPO2=$T/damaged
 cp -a "$REPO" "$REPO2"
-P=$(cd "$REPO2" && find data -type f ! -name '.*' -printf '%s %p\n' | sort -rn | head -n 1 | cut -d' ' -f2)
+P=$(cd "$REPO2" && find data -type f ! -name '.*' -printf '%s %p\n' | sort -rn | sed -n '1s/^[^ ]* //p')
 [[ -n $P ]] || fail "no pack found under data/"
 python3 - "$REPO2/$P" <<'PY'
 import os, sys

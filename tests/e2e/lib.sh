@@ -128,7 +128,9 @@ must() {
 # mentions NAME REGEX WHAT: stdout+stderr of run NAME match REGEX (ERE, -i).
 mentions() {
     local name=$1 re=$2 what=$3
-    if ! cat "$T/$name.out" "$T/$name.err" | grep -q -i -E -- "$re"; then
+    # grep the files, not a pipe: with pipefail, grep -q quitting early
+    # can kill the writer with SIGPIPE and turn a match into a failure.
+    if ! grep -q -i -E -- "$re" "$T/$name.out" "$T/$name.err"; then
         show "$name"
         fail "$name: output does not mention $what (/$re/)"
     fi
@@ -138,7 +140,7 @@ mentions() {
 # mentions_fixed NAME STRING WHAT: stdout+stderr contain STRING literally.
 mentions_fixed() {
     local name=$1 s=$2 what=$3
-    if ! cat "$T/$name.out" "$T/$name.err" | grep -q -F -- "$s"; then
+    if ! grep -q -F -- "$s" "$T/$name.out" "$T/$name.err"; then
         show "$name"
         fail "$name: output does not name $what ($s)"
     fi

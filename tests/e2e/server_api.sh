@@ -176,7 +176,7 @@ printf 'ana password 1\n' > "$ANA_PW"
 expect 201 POST /api/v1/users $(bearer "$ADMIN") \
     $(json "{\"username\":\"ana\",\"password\":\"$(head -n1 "$ANA_PW")\",\"department\":\"Physics\",\"role\":\"user\"}")
 ANA_TOTP=$(jq -r .totp_secret "$T/body")
-jq -r .totp_uri "$T/body" | grep -q '^otpauth://totp/' || fail "no totp_uri"
+grep -q '^otpauth://totp/' <<<"$(jq -r .totp_uri "$T/body")" || fail "no totp_uri"
 mapfile -t ANA_REC < <(jq -r '.recovery_codes[]' "$T/body")
 [[ ${#ANA_REC[@]} -ge 5 ]] || fail "no recovery codes"
 expect 409 POST /api/v1/users $(bearer "$ADMIN") \
@@ -260,7 +260,8 @@ for i in $(seq 20); do echo "file $i" > "$T/data/f$i"; done
 b64() { base64 -w0 "$1"; }
 ARCHIVE_ID=$(dd if="$LOCAL/config" bs=1 skip=8 count=32 status=none | base64 -w0)
 CONFIG=$(b64 "$LOCAL/config")
-KEYFILE=$(ls "$LOCAL"/keys/* | head -n1)
+keyfiles=("$LOCAL"/keys/*)
+KEYFILE=${keyfiles[0]}
 WRAP_OWNER=$(b64 "$KEYFILE")
 { printf 'CRNX\001\000\000\000'; head -c 140 /dev/urandom; } > "$T/escrow.box"
 WRAP_ESCROW=$(b64 "$T/escrow.box")

@@ -191,7 +191,7 @@ if [[ $(status_of "$r") == 404 ]]; then
     say "NOTICE: no API routes in this build; skipping the 401 and 400 checks"
 else
     [[ $(status_of "$r") == 401 ]] || fail "no credentials: $(status_of "$r")"
-    body_of "$r" | grep -q '"code":"unauthenticated"' || fail "401 body: $(body_of "$r")"
+    grep -q '"code":"unauthenticated"' <<<"$(body_of "$r")" || fail "401 body: $(body_of "$r")"
     r=$(c -H 'Authorization: Bearer cs_not-a-session' "$URL/api/v1/me")
     [[ $(status_of "$r") == 401 ]] || fail "bad session token: $(status_of "$r")"
     r=$(c -H 'Authorization: Bearer cd_00112233445566778899aabbccddeeff.x' "$URL/api/v1/me")
@@ -199,10 +199,10 @@ else
     ok "401 without or with wrong credentials"
     r=$(c -X POST -H 'Content-Type: application/json' --data '{"username": "root",' "$URL/api/v1/login")
     [[ $(status_of "$r") == 400 ]] || fail "malformed JSON: $(status_of "$r")"
-    body_of "$r" | grep -q '"code":"bad_request"' || fail "400 body: $(body_of "$r")"
+    grep -q '"code":"bad_request"' <<<"$(body_of "$r")" || fail "400 body: $(body_of "$r")"
     r=$(c -X POST --data '{"username": "root", "password": "x", "pasword": "y"}' "$URL/api/v1/login")
     [[ $(status_of "$r") == 400 ]] || fail "unknown field: $(status_of "$r")"
-    body_of "$r" | grep -q 'pasword' || fail "400 does not name the unknown field"
+    grep -q 'pasword' <<<"$(body_of "$r")" || fail "400 does not name the unknown field"
     head -c 200000 /dev/zero | tr '\0' 'a' > "$T/big.json"
     r=$(c -X POST --data-binary @"$T/big.json" "$URL/api/v1/login")
     [[ $(status_of "$r") == 413 ]] || fail "oversized body: $(status_of "$r")"
