@@ -53,6 +53,13 @@ json_t *api_b64_json(const uint8_t *buf, size_t len);
  */
 extern pthread_mutex_t api_device_mutex;
 
+/*
+ * May the caller (a full session) restore device_id: an administrator any
+ * device, a person their own personal devices?  0, or answers the refusal
+ * (403, 404) itself and returns -1.  In api_device.c.
+ */
+int api_may_restore(struct http_req *r, const char *device_id);
+
 /* Answer the error for a failed catalog call (404 for CAIRN_ENOENT, 409
  * for CAIRN_EEXIST, else 500). what names the thing.  In api_org.c. */
 int api_respond_cat_error(struct http_req *r, int rc, const char *what);

@@ -532,6 +532,34 @@ done:
     return 0;
 }
 
+int api_may_restore(struct http_req *r, const char *device_id)
+{
+    struct srv *s = http_srv(r);
+    const struct http_auth *a = http_auth(r);
+    struct cat_device d;
+    int rc, ok;
+
+    if (a->kind != HTTP_AUTH_SESSION || !a->full) {
+        http_respond_error(r, 403, "forbidden",
+                           "restoring needs a two-step login");
+        return -1;
+    }
+    if ((rc = cat_device_get(s->cat, device_id, &d)) != 0) {
+        api_respond_cat_error(r, rc, "device");
+        return -1;
+    }
+    ok = a->admin || (strcmp(d.category, "personal") == 0 &&
+                      d.owner_id != 0 && d.owner_id == a->user_id);
+    cat_device_clear(&d);
+    if (!ok) {
+        http_respond_error(r, 403, "forbidden",
+                           "only its owner (a personal device) or an "
+                           "administrator may restore this device");
+        return -1;
+    }
+    return 0;
+}
+
 /* GET /api/v1/devices/{id}/wraps (the owner; an admin also gets the
  * escrow wrap) */
 static int wraps(struct http_req *r)

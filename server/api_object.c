@@ -1,9 +1,10 @@
 /*
  * api_object.c - a device's archive over HTTP (docs/API.md, "Device
  * archives"): list, have, read (with Range), stat, and append-only,
- * content-checked uploads.  Only the device's own token reaches its own
- * archive: /api/v1/devices/<another id>/... is 403.  Nothing deletes or
- * overwrites.
+ * content-checked uploads.  A device's token reaches only its own archive:
+ * /api/v1/devices/<another id>/... is 403.  People may read (never write)
+ * the archives they may restore: the owner of a personal device, and
+ * administrators any device.  Nothing deletes or overwrites.
  *
  * An upload is streamed: packs and index objects are spooled to an
  * unlinked temporary file in srv->tmp_dir while being hashed, small
@@ -97,7 +98,10 @@ static int open_archive(struct http_req *r, enum cairn_obj_type *type_out,
     const char *id = http_param(r, 0);
     int rc;
 
-    if (a->kind != HTTP_AUTH_DEVICE || strcmp(id, a->device_id) != 0) {
+    if (a->kind == HTTP_AUTH_SESSION) {
+        if (api_may_restore(r, id) != 0)
+            return -1;
+    } else if (a->kind != HTTP_AUTH_DEVICE || strcmp(id, a->device_id) != 0) {
         http_respond_error(r, 403, "forbidden",
                            "a device may reach only its own archive");
         return -1;
@@ -905,11 +909,12 @@ static const struct http_stream_ops put_ops = {
 };
 
 const struct http_route api_object_routes[] = {
-    {"GET", "/api/v1/devices/{}/objects/{}", HTTP_DEVICE, 0, obj_list, NULL},
-    {"POST", "/api/v1/devices/{}/objects/{}/have", HTTP_DEVICE, 256 * 1024,
-     obj_have, NULL},
-    {"GET", "/api/v1/devices/{}/objects/{}/{}", HTTP_DEVICE, 0, obj_get,
-     NULL},
+    {"GET", "/api/v1/devices/{}/objects/{}", HTTP_DEVICE | HTTP_USER, 0,
+     obj_list, NULL},
+    {"POST", "/api/v1/devices/{}/objects/{}/have", HTTP_DEVICE | HTTP_USER,
+     256 * 1024, obj_have, NULL},
+    {"GET", "/api/v1/devices/{}/objects/{}/{}", HTTP_DEVICE | HTTP_USER, 0,
+     obj_get, NULL},
     {"PUT", "/api/v1/devices/{}/objects/{}/{}", HTTP_DEVICE | HTTP_STREAM,
      BODY_MAX, NULL, &put_ops},
     {NULL, NULL, 0, 0, NULL, NULL},

@@ -305,7 +305,12 @@ D1=/api/v1/devices/$DEV1/objects
 dev1() { bearer "$TOK1"; }
 expect 401 GET $D1/pack
 expect 401 GET $D1/pack $(bearer "cd_$DEV1.wrongwrongwrong")
-expect 403 GET $D1/pack $(bearer "$ANA")
+# People read (never write) what they may restore: Ana her personal
+# device, not the shared one; an admin any device.
+expect 200 GET $D1/pack $(bearer "$ANA")
+expect 403 GET /api/v1/devices/$DEV2/objects/pack $(bearer "$ANA")
+expect 200 GET /api/v1/devices/$DEV2/objects/pack $(bearer "$ADMIN")
+expect 403 PUT $D1/config/config $(bearer "$ANA") --data-binary @"$LOCAL/config"
 expect 200 GET $D1/pack $(dev1)
 [[ $(jq length "$T/body") == 0 ]] || fail "fresh archive lists packs"
 expect 403 GET /api/v1/devices/$DEV2/objects/pack $(dev1)
