@@ -29,14 +29,24 @@
 #include "cairn/err.h"
 #include "cairn/log.h"
 #include "catalog.h"
+#include "catalog_int.h"
 
 #define BUSY_TIMEOUT_MS 10000
 #define AUDIT_LIMIT_DEFAULT 1000
 
 /* ---- schema ---- */
 
-static const char *const migrations[] = {
+static const char *const *const migrations[] = {
     /* version 1: the whole schema of cairnd 0.1 */
+    &cat_schema_v1,
+    /* version 2: restore requests (catalog_requests.c) */
+    &cat_schema_requests,
+    /* version 3: push restores (catalog_push.c) */
+    &cat_schema_push,
+    /* version 4: settings pushed to agents (catalog_settings.c) */
+    &cat_schema_settings,
+};
+const char *const cat_schema_v1 =
     "CREATE TABLE org ("
     "  id INTEGER PRIMARY KEY CHECK (id = 1),"
     "  name TEXT NOT NULL,"
@@ -130,8 +140,7 @@ static const char *const migrations[] = {
     "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
     "  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
     "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
-    "  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
-};
+    "  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;";
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 /* ---- prepared statements ---- */
@@ -265,16 +274,10 @@ static const char *const stmt_sql[S_COUNT] = {
                      "device_id = ?5) ORDER BY id LIMIT ?6",
 };
 
-struct catalog {
-    sqlite3 *db;
-    pthread_mutex_t lock; /* recursive; held across a transaction */
-    int in_tx;            /* catalog_begin depth (0 or 1) */
-    int version;
-    sqlite3_stmt *st[S_COUNT];
-};
+_Static_assert(S_COUNT <= CAT_STMT_MAX, "raise CAT_STMT_MAX");
 
 /* Map an SQLite result to a cairn_err, logging database failures. */
-static int sq_err(struct catalog *c, int rc)
+int cat_sq_err(struct catalog *c, int rc)
 {
     switch (rc) {
     case SQLITE_CONSTRAINT_UNIQUE:
@@ -293,12 +296,12 @@ static int sq_err(struct catalog *c, int rc)
     }
 }
 
-static void cat_lock(struct catalog *c)
+void cat_lock(struct catalog *c)
 {
     pthread_mutex_lock(&c->lock);
 }
 
-static void cat_unlock(struct catalog *c)
+void cat_unlock(struct catalog *c)
 {
     pthread_mutex_unlock(&c->lock);
 }
@@ -312,7 +315,7 @@ static sqlite3_stmt *stmt(struct catalog *c, enum stmt_id id, int *rc)
         r = sqlite3_prepare_v3(c->db, stmt_sql[id], -1,
                                SQLITE_PREPARE_PERSISTENT, &c->st[id], NULL);
         if (r != SQLITE_OK) {
-            *rc = sq_err(c, r);
+            *rc = cat_sq_err(c, r);
             c->st[id] = NULL;
             return NULL;
         }
@@ -423,7 +426,7 @@ static int exec_step(struct catalog *c, sqlite3_stmt *st, int *changes)
     int rc = 0;
 
     if (r != SQLITE_DONE && r != SQLITE_ROW)
-        rc = sq_err(c, sqlite3_extended_errcode(c->db));
+        rc = cat_sq_err(c, sqlite3_extended_errcode(c->db));
     else if (changes)
         *changes = sqlite3_changes(c->db);
     done(st);
@@ -434,7 +437,7 @@ static int exec_sql(struct catalog *c, const char *sql)
 {
     int r = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
 
-    return r == SQLITE_OK ? 0 : sq_err(c, sqlite3_extended_errcode(c->db));
+    return r == SQLITE_OK ? 0 : cat_sq_err(c, sqlite3_extended_errcode(c->db));
 }
 
 /* ---- open, close, migrate ---- */
@@ -447,11 +450,11 @@ static int read_version(struct catalog *c, int *out)
     *out = 0;
     if (sqlite3_prepare_v2(c->db, "SELECT version FROM schema_version", -1,
                            &st, NULL) != SQLITE_OK)
-        return sq_err(c, sqlite3_extended_errcode(c->db));
+        return cat_sq_err(c, sqlite3_extended_errcode(c->db));
     if (sqlite3_step(st) == SQLITE_ROW)
         *out = sqlite3_column_int(st, 0);
     else if (sqlite3_errcode(c->db) != SQLITE_DONE)
-        rc = sq_err(c, sqlite3_extended_errcode(c->db));
+        rc = cat_sq_err(c, sqlite3_extended_errcode(c->db));
     sqlite3_finalize(st);
     return rc;
 }
@@ -477,18 +480,18 @@ static int migrate(struct catalog *c)
     for (; v < SCHEMA_VERSION; v++) {
         if ((rc = exec_sql(c, "BEGIN IMMEDIATE")) != 0)
             goto err0;
-        if ((rc = exec_sql(c, migrations[v])) != 0)
+        if ((rc = exec_sql(c, *migrations[v])) != 0)
             goto err1;
         if (sqlite3_prepare_v2(c->db,
                                v == 0 ? "INSERT INTO schema_version VALUES (?1)"
                                       : "UPDATE schema_version SET version = ?1",
                                -1, &st, NULL) != SQLITE_OK) {
-            rc = sq_err(c, sqlite3_extended_errcode(c->db));
+            rc = cat_sq_err(c, sqlite3_extended_errcode(c->db));
             goto err1;
         }
         sqlite3_bind_int(st, 1, v + 1);
         if (sqlite3_step(st) != SQLITE_DONE) {
-            rc = sq_err(c, sqlite3_extended_errcode(c->db));
+            rc = cat_sq_err(c, sqlite3_extended_errcode(c->db));
             goto err2;
         }
         sqlite3_finalize(st);
@@ -669,7 +672,7 @@ int cat_org_get(struct catalog *c, struct cat_org *out)
     } else if (r == SQLITE_DONE) {
         rc = CAIRN_ENOENT;
     } else {
-        rc = sq_err(c, sqlite3_extended_errcode(c->db));
+        rc = cat_sq_err(c, sqlite3_extended_errcode(c->db));
     }
     done(st);
 out:
@@ -728,7 +731,7 @@ static int get_one(struct catalog *c, sqlite3_stmt *st,
     else if (r == SQLITE_DONE)
         rc = CAIRN_ENOENT;
     else
-        rc = sq_err(c, sqlite3_extended_errcode(c->db));
+        rc = cat_sq_err(c, sqlite3_extended_errcode(c->db));
     done(st);
     return rc;
 }
@@ -820,7 +823,7 @@ static int rows_collect(struct catalog *c, sqlite3_stmt *st, struct rows *rs,
         rs->n++;
     }
     if (r != SQLITE_DONE)
-        rc = sq_err(c, sqlite3_extended_errcode(c->db));
+        rc = cat_sq_err(c, sqlite3_extended_errcode(c->db));
 out:
     done(st);
     return rc;
@@ -1093,7 +1096,7 @@ int cat_recovery_left(struct catalog *c, int64_t user_id, int *out_n)
         if ((r = sqlite3_step(st)) == SQLITE_ROW)
             *out_n = sqlite3_column_int(st, 0);
         else
-            rc = sq_err(c, sqlite3_extended_errcode(c->db));
+            rc = cat_sq_err(c, sqlite3_extended_errcode(c->db));
         done(st);
     }
     cat_unlock(c);
@@ -1246,7 +1249,7 @@ int cat_addr_get(struct catalog *c, const char *addr, int *out_failures,
             *out_failures = sqlite3_column_int(st, 0);
             *out_last = sqlite3_column_int64(st, 1);
         } else if (r != SQLITE_DONE) {
-            rc = sq_err(c, sqlite3_extended_errcode(c->db));
+            rc = cat_sq_err(c, sqlite3_extended_errcode(c->db));
         }
         done(st);
     }
