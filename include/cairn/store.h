@@ -110,6 +110,9 @@ struct cairn_http_opts {
     const char *token;
     const char *pin;
     unsigned retry_secs; /* 0: 60 */
+    /* Upload rate cap in bytes a second (curl's MAX_SEND_SPEED, per
+     * upload; the writer uploads one pack at a time); 0: none. */
+    uint64_t max_send_bps;
 };
 int cairn_store_http_open(const struct cairn_http_opts *o,
                           struct cairn_store **out);

@@ -90,6 +90,7 @@ struct httpstore {
     size_t authlen;
     char *pin; /* "sha256//..." or NULL for the system CA store */
     unsigned retry_secs;
+    uint64_t max_send_bps; /* 0: unlimited */
     CURLSH *share;
     pthread_mutex_t share_lock[CURL_LOCK_DATA_LAST];
     pthread_mutex_t pool_lock;
@@ -438,6 +439,8 @@ static CURLcode setup(struct httpstore *h, CURL *c, struct http_req *q,
         SET(CURLOPT_SEEKDATA, q);
         SET(CURLOPT_INFILESIZE_LARGE, (curl_off_t)q->up_len);
         SET(CURLOPT_UPLOAD_BUFFERSIZE, HTTP_IO_BUFSIZE);
+        if (h->max_send_bps != 0)
+            SET(CURLOPT_MAX_SEND_SPEED_LARGE, (curl_off_t)h->max_send_bps);
     } else if (strcmp(q->method, "POST") == 0) {
         SET(CURLOPT_POST, 1L);
         SET(CURLOPT_POSTFIELDS, (const char *)q->body);
@@ -1152,6 +1155,7 @@ int cairn_store_http_open(const struct cairn_http_opts *o,
         goto err1;
     }
     h->retry_secs = (o->retry_secs == 0) ? HTTP_RETRY_DEFAULT : o->retry_secs;
+    h->max_send_bps = o->max_send_bps;
 
     blen = strlen(o->base_url);
     while (blen > 0 && o->base_url[blen - 1] == '/')
