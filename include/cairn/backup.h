@@ -34,6 +34,36 @@ struct cairn_backup_opts {
     cairn_event_fn on_event;
     void *event_arg;
     volatile int *cancel; /* set non-zero to stop early; may be NULL */
+
+    /*
+     * Targeted backup (a watcher knows what changed).  With dirty_set
+     * non-zero and a parent whose selection equals this run's, only the
+     * dirty paths are looked at again:
+     *  - a directory that is a dirty path is walked wholly (with the
+     *    parent for unchanged files, as a full backup is);
+     *  - a directory above a dirty path is listed and its entries
+     *    stat'ed; its child directories that lead to no dirty path keep
+     *    the parent's subtree (unless their inode, mtime or ctime
+     *    changed: then they are walked wholly);
+     *  - anything else is not visited: its entry and subtree come from
+     *    the parent snapshot (no stat, no listing).
+     * Removed paths disappear from their re-listed directory; dirty paths
+     * outside the selection are ignored ("/" means everything).  Without
+     * a readable parent, or when the selection differs from the parent's,
+     * the whole selection is walked (result.walked_all).  The trees and
+     * totals are those a full walk would give for the same file system,
+     * provided the dirty set names every change since the parent and the
+     * excludes, exclude_caches and one_file_system equal the parent's.
+     * count_totals is ignored (it would walk everything).  With dirty_set
+     * zero, dirty/ndirty are ignored and everything is walked, as before.
+     */
+    const char *const *dirty; /* absolute paths; cleaned like paths */
+    size_t ndirty;
+    int dirty_set;
+    /* The caller knows the selection is not wholly backed up even if this
+     * run has no error (e.g. work still queued): the snapshot is written
+     * with complete = 0. */
+    int incomplete;
 };
 
 struct cairn_backup_result {
@@ -47,15 +77,29 @@ struct cairn_backup_result {
     uint64_t added_bytes;   /* stored (compressed, encrypted) bytes added */
     uint64_t errors;        /* files or directories that could not be read */
     int64_t elapsed_ns;
+    /* The work done: directories visited (listed and their entries
+     * stat'ed; the root and the directories above the selected paths
+     * count, with only their selected entries stat'ed), and directories
+     * whose subtree was taken from the parent without a visit. */
+    uint64_t dirs_listed, dirs_reused;
+    int walked_all; /* the whole selection was walked (no dirty set used) */
 };
 
 /*
  * Back up: walk every path, store new content, write trees, and commit a
  * snapshot after everything it names is durable.  Files that cannot be
  * read are reported (CAIRN_EV_FILE_ERROR) and counted; the snapshot is
- * still written (complete = 0).  Returns 0 when a snapshot was written,
- * else an error (nothing referenced is left half-written).  The index must
- * be loaded.
+ * still written (complete = 0).  complete is also 0 when o->incomplete
+ * is set, or when a dirty-set run keeps parts of a parent that had
+ * errors (files it could not read are still missing from those parts).
+ * With a dirty set the snapshot's files, dirs and bytes are the parent's
+ * plus the differences found in what was visited (exact, as a full
+ * walk's).  Directories and files are opened without changing their
+ * access time where the caller may (O_NOATIME), so that an unchanged
+ * directory keeps its tree id.  Returns 0 when a snapshot was written,
+ * else an error (nothing referenced is left half-written; with a dirty
+ * set, an unreadable tree of the parent is an error: run a full backup).
+ * The index must be loaded.
  */
 int cairn_backup(struct cairn_repo *r, const struct cairn_backup_opts *o,
                  struct cairn_backup_result *out);

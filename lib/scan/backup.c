@@ -372,6 +372,21 @@ static void stop_workers(struct bk *b, struct worker_arg *args)
     b->nworkers = 0;
 }
 
+/* A total of a dirty-set run: the parent's, with the entries the walk
+ * replaced taken off and what it counted (*total on entry) added. */
+static void totals_apply(uint64_t *total, uint64_t parent, uint64_t replaced)
+{
+    uint64_t have = parent + *total;
+
+    if (have < replaced) {
+        /* Only a parent whose totals disagree with its trees does this. */
+        cairn_log(CAIRN_LOG_WARN, "parent snapshot totals are inconsistent");
+        *total = 0;
+        return;
+    }
+    *total = have - replaced;
+}
+
 static char *self_username(void)
 {
     struct passwd pw, *res = NULL;
@@ -423,6 +438,8 @@ int cairn_backup(struct cairn_repo *r, const struct cairn_backup_opts *o,
     }
     if ((rc = bk_paths_prepare(&b)) != 0)
         goto err0;
+    if ((rc = bk_dirty_prepare(&b)) != 0)
+        goto err0;
     if ((rc = cairn_exclude_new(&b.ex)) != 0)
         goto err0;
     for (i = 0; (size_t)i < o->nexcludes; i++)
@@ -456,7 +473,8 @@ int cairn_backup(struct cairn_repo *r, const struct cairn_backup_opts *o,
     if ((rc = start_workers(&b, nthreads, args)) != 0)
         goto err5;
 
-    if (o->count_totals &&
+    /* Counting would walk everything, which a dirty set avoids. */
+    if (o->count_totals && !b.dirty_active &&
         pthread_create(&b.counter, NULL, bk_count_main, &b) == 0)
         b.counter_started = 1;
 
@@ -506,7 +524,18 @@ int cairn_backup(struct cairn_repo *r, const struct cairn_backup_opts *o,
     snap.bytes = atomic_load(&b.bytes);
     snap.added_bytes = atomic_load(&b.added_bytes);
     snap.errors = atomic_load(&b.errors);
-    snap.complete = snap.errors == 0;
+    snap.complete = snap.errors == 0 && !o->incomplete;
+    if (b.dirty_active) {
+        /* The parts not visited are the parent's: a file the parent
+         * could not read is still missing from them.  A parent that was
+         * incomplete only because its caller had work queued (no errors)
+         * does not count: that work is this run's dirty set, and the
+         * caller says with o->incomplete whether any is left. */
+        snap.complete = snap.complete && o->parent->errors == 0;
+        totals_apply(&snap.files, o->parent->files, atomic_load(&b.old_files));
+        totals_apply(&snap.dirs, o->parent->dirs, atomic_load(&b.old_dirs));
+        totals_apply(&snap.bytes, o->parent->bytes, atomic_load(&b.old_bytes));
+    }
     snap.have_private = 1;
     if (o->hostname != NULL) {
         snprintf(host, sizeof(host), "%s", o->hostname);
@@ -541,6 +570,9 @@ int cairn_backup(struct cairn_repo *r, const struct cairn_backup_opts *o,
     out->added_bytes = snap.added_bytes;
     out->errors = snap.errors;
     out->elapsed_ns = bk_now_ns() - b.start_ns;
+    out->dirs_listed = atomic_load(&b.dirs_listed);
+    out->dirs_reused = atomic_load(&b.dirs_reused);
+    out->walked_all = !b.dirty_active;
 
 err5:
     if (b.walkers != NULL)
@@ -567,6 +599,7 @@ err0:
     pthread_mutex_destroy(&b.bigread);
     pthread_mutex_destroy(&b.evlock);
     pthread_cond_destroy(&b.task_cond);
+    bk_dirty_free(&b);
     for (i = 0; (size_t)i < b.npaths; i++)
         free(b.paths[i]);
     free(b.paths);

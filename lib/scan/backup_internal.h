@@ -65,6 +65,24 @@ struct bk_walker {
     struct bk_name_cache users, groups;
 };
 
+/*
+ * Where a directory stands against the dirty set (backup_dirty.c).
+ * whole: walk everything below as a full backup does (always so without
+ * a dirty set); else the dirty paths strictly below the directory are
+ * b->dirty[lo..hi), and only the way to them is walked.
+ */
+struct bk_dpos {
+    int whole;
+    size_t lo, hi;
+};
+
+/* What a path is to the dirty set, seen from its directory's bk_dpos. */
+enum bk_dirty_kind {
+    BK_DIRTY_CLEAN = 0, /* no dirty path at or below it */
+    BK_DIRTY_AT = 1,    /* a dirty path: walk it wholly */
+    BK_DIRTY_ABOVE = 2, /* dirty paths below it: walk the way to them */
+};
+
 /* A directory waiting to be walked (its fd open, its bk_dir made). */
 struct bk_task {
     struct bk_dir *d;
@@ -75,6 +93,7 @@ struct bk_task {
     int has_old;
     dev_t rootdev;
     int depth;
+    struct bk_dpos dpos;
 };
 
 /* Directories queued for idle walkers, at most (each holds an open fd). */
@@ -89,6 +108,12 @@ struct bk {
     struct cairn_exclude *ex;
     char **paths; /* the selection: absolute, clean, sorted, not nested */
     size_t npaths;
+    /* The dirty set (backup_dirty.c): absolute, clean, sorted like paths,
+     * not nested, inside or above the selection.  dirty_active: the walk
+     * follows it (else a full walk, the dirty set unused). */
+    char **dirty;
+    size_t ndirty;
+    int dirty_active;
     uint32_t chunk_min, chunk_max;
     size_t seg_size;
 
@@ -112,6 +137,12 @@ struct bk {
 
     atomic_uint_fast64_t files, dirs, bytes, bytes_read, files_new,
         files_changed, files_unchanged, blobs_added, added_bytes, errors;
+    atomic_uint_fast64_t dirs_listed, dirs_reused;
+    /* With a dirty set: the parent's entries that the walk replaced (the
+     * old entries of each visited directory, and the whole old subtrees
+     * that were not visited again nor kept).  Snapshot totals are the
+     * parent's + files/dirs/bytes - these. */
+    atomic_uint_fast64_t old_files, old_dirs, old_bytes;
 
     int64_t start_ns, last_progress_ns;
     /* The counting thread (count_totals). */
@@ -167,6 +198,44 @@ void bk_progress(struct bk *b, int force);
  * component, without duplicates or paths inside other selected paths.
  */
 int bk_paths_prepare(struct bk *b);
+
+/* Compare paths component by component ('/' sorts before any byte, and a
+ * path before the paths inside it); the order of b->paths and b->dirty. */
+int bk_path_cmp(const char *a, const char *b);
+
+/*
+ * Make b->dirty from the options' dirty paths (cleaned, sorted, nested
+ * ones and those outside the selection dropped) and decide whether the
+ * walk may follow it (b->dirty_active): a dirty set was asked for, the
+ * parent's selection equals b->paths, and "/" is not dirty.  Call after
+ * bk_paths_prepare.
+ */
+int bk_dirty_prepare(struct bk *b);
+void bk_dirty_free(struct bk *b);
+
+/*
+ * Classify path (pathlen bytes, a child of a directory at pos, pos not
+ * whole) and set *out_child to the child's position (whole for
+ * BK_DIRTY_AT, the dirty paths below it for BK_DIRTY_ABOVE).
+ */
+enum bk_dirty_kind bk_dirty_child(const struct bk *b, const struct bk_dpos *pos,
+                                  const char *path, size_t pathlen,
+                                  struct bk_dpos *out_child);
+
+/* The walk's starting position: whole unless the dirty set is followed. */
+void bk_dirty_root(const struct bk *b, struct bk_dpos *out);
+
+/*
+ * A visited directory's previous version old is replaced by what the walk
+ * built: count its entries into b->old_*, and for each old subdirectory
+ * not marked in used (visited again or kept), its whole old subtree
+ * (read from the archive).  Returns 0 or an error reading a tree.
+ */
+int bk_dirty_replaced(struct bk *b, struct cairn_blob_codec *codec,
+                      const struct cairn_tree *old, const uint8_t *used);
+
+/* Add the counts of one entry (and nothing below it) to b's totals. */
+void bk_count_entry(struct bk *b, const struct cairn_tree_entry *e);
 
 /* Helper walker threads: start n, and stop them once the walk is done. */
 int bk_walkers_start(struct bk *b, int n);

@@ -28,9 +28,7 @@
 
 /* ---------------------------------------------------------------- paths */
 
-/* Compare paths component by component ('/' sorts before any byte, and
- * a path before the paths inside it). */
-static int path_cmp(const char *a, const char *b)
+int bk_path_cmp(const char *a, const char *b)
 {
     for (; *a && *a == *b; a++, b++)
         ;
@@ -49,7 +47,7 @@ static int path_cmp(const char *a, const char *b)
 
 static int path_qcmp(const void *x, const void *y)
 {
-    return path_cmp(*(char *const *)x, *(char *const *)y);
+    return bk_path_cmp(*(char *const *)x, *(char *const *)y);
 }
 
 int cairn_backup_path_clean(const char *p, char **out)
@@ -262,6 +260,21 @@ static int copy_xattrs(const struct cairn_tree_entry *from,
 }
 
 /* ---------------------------------------------------------------- entries */
+
+/*
+ * Open a directory (or a file) without changing its access time, where we
+ * may: listing a directory would otherwise move the atime that this and
+ * the next backup record, and an unchanged directory would not keep its
+ * tree id.
+ */
+static int open_noatime(int dfd, const char *name, int flags)
+{
+    int fd = openat(dfd, name, flags | O_NOATIME);
+
+    if (fd < 0 && errno == EPERM)
+        fd = openat(dfd, name, flags);
+    return fd;
+}
 
 static int64_t ts_ns(const struct timespec *ts)
 {
@@ -502,8 +515,8 @@ static int read_file(struct bk_walker *w, struct bk_dir *d, size_t slot, int fd,
 }
 
 static int walk_dir(struct bk_walker *w, struct bk_dir *d, int dfd, char *path,
-                    size_t pathlen, const struct cairn_tree *old,
-                    dev_t rootdev, int depth);
+                    size_t pathlen, const struct cairn_tree *old, dev_t rootdev,
+                    int depth, const struct bk_dpos *dp);
 
 /* Walk a directory task on this walker: its previous version, its
  * entries; then close it and drop the walker's hold. */
@@ -515,13 +528,21 @@ static int task_run(struct bk_walker *w, struct bk_task *t)
 
     if (t->has_old &&
         (r = cairn_repo_read_tree(b->r, w->codec, t->old_id, &old)) != 0) {
-        cairn_log(CAIRN_LOG_WARN,
-                  "%s: previous version unreadable (%s); reading all",
-                  t->path, cairn_strerror(r));
         old = NULL;
+        if (b->dirty_active) {
+            /* The totals are kept by difference with the old trees. */
+            cairn_log(CAIRN_LOG_ERROR, "%s: previous version unreadable (%s)",
+                      t->path, cairn_strerror(r));
+            rc = r;
+            goto out;
+        }
+        cairn_log(CAIRN_LOG_WARN,
+                  "%s: previous version unreadable (%s); reading all", t->path,
+                  cairn_strerror(r));
     }
     rc = walk_dir(w, t->d, t->fd, t->path, t->pathlen, old, t->rootdev,
-                  t->depth);
+                  t->depth, &t->dpos);
+out:
     close(t->fd);
     cairn_tree_free(old);
     bk_dir_release(b, t->d, w->codec);
@@ -664,13 +685,14 @@ void bk_walkers_stop(struct bk *b)
 static int add_entry(struct bk_walker *w, struct bk_dir *d, int dfd, char *path,
                      size_t pathlen, const char *name,
                      const struct cairn_tree *old, dev_t rootdev, int selected,
-                     int depth)
+                     int depth, const struct bk_dpos *dp, uint8_t *old_used)
 {
     struct bk *b = w->b;
     struct cairn_tree_entry *e;
     const struct cairn_tree_entry *oe;
     struct bk_dir *child;
     struct bk_task t;
+    struct bk_dpos cdp;
     struct stat st;
     size_t slot;
     ssize_t n;
@@ -754,8 +776,27 @@ static int add_entry(struct bk_walker *w, struct bk_dir *d, int dfd, char *path,
             bk_file_error(b, path, ELOOP, "directory nesting too deep");
             return 0;
         }
-        fd = openat(dfd, name,
-                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        cdp = *dp;
+        if (!dp->whole &&
+            bk_dirty_child(b, dp, path, pathlen, &cdp) == BK_DIRTY_CLEAN) {
+            /* No dirty path in it: keep the parent's subtree, unless the
+             * directory itself tells of a change the caller missed. */
+            if (oe != NULL && oe->type == CAIRN_NODE_DIR && oe->has_subtree &&
+                oe->ino == e->ino && oe->mtime_ns == e->mtime_ns &&
+                oe->ctime_ns == e->ctime_ns) {
+                if (copy_xattrs(oe, e) != 0)
+                    return CAIRN_ENOMEM;
+                memcpy(e->subtree, oe->subtree, CAIRN_ID_LEN);
+                e->has_subtree = 1;
+                if (old_used != NULL)
+                    old_used[oe - old->entries] = 1;
+                atomic_fetch_add(&b->dirs_reused, 1);
+                return 0;
+            }
+            cdp.whole = 1;
+        }
+        fd = open_noatime(dfd, name,
+                          O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0) {
             bk_file_error(b, path, errno, "cannot open directory");
             atomic_fetch_sub(&b->dirs, 1);
@@ -787,9 +828,12 @@ static int add_entry(struct bk_walker *w, struct bk_dir *d, int dfd, char *path,
         if (oe != NULL && oe->type == CAIRN_NODE_DIR && oe->has_subtree) {
             memcpy(t.old_id, oe->subtree, CAIRN_ID_LEN);
             t.has_old = 1;
+            if (old_used != NULL)
+                old_used[oe - old->entries] = 1; /* visited again */
         }
         t.rootdev = rootdev;
         t.depth = depth + 1;
+        t.dpos = cdp;
         /* An idle walker takes it, or we walk it now. */
         if (task_push(b, &t))
             return 0;
@@ -876,7 +920,7 @@ static int is_cachedir(int dfd)
     int fd;
     ssize_t n;
 
-    fd = openat(dfd, "CACHEDIR.TAG", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    fd = open_noatime(dfd, "CACHEDIR.TAG", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return 0;
     n = read_full(fd, (uint8_t *)buf, sizeof(buf));
@@ -884,21 +928,33 @@ static int is_cachedir(int dfd)
     return n == (ssize_t)sizeof(buf) && memcmp(buf, CACHEDIR_SIG, n) == 0;
 }
 
+/*
+ * List directory dfd (path) into d and back up its entries.  old: its
+ * previous version (or NULL); dp: its position against the dirty set.
+ * With a dirty set the old entries it replaces are counted off the
+ * parent's totals.
+ */
 static int walk_dir(struct bk_walker *w, struct bk_dir *d, int dfd, char *path,
-                    size_t pathlen, const struct cairn_tree *old,
-                    dev_t rootdev, int depth)
+                    size_t pathlen, const struct cairn_tree *old, dev_t rootdev,
+                    int depth, const struct bk_dpos *dp)
 {
     struct bk *b = w->b;
     struct name_list nl = {NULL, 0, 0};
+    uint8_t *used = NULL;
     size_t i, nlen;
-    int rc, err;
+    int rc = 0, err;
 
+    atomic_fetch_add(&b->dirs_listed, 1);
+    if (b->dirty_active && old != NULL && old->nentries > 0 &&
+        (used = calloc(old->nentries, 1)) == NULL)
+        return CAIRN_ENOMEM;
     if ((err = list_names(dfd, &nl)) != 0) {
-        name_list_free(&nl);
-        if (err == ENOMEM)
-            return CAIRN_ENOMEM;
+        if (err == ENOMEM) {
+            rc = CAIRN_ENOMEM;
+            goto out;
+        }
         bk_file_error(b, path, err, "cannot list directory");
-        return 0;
+        goto replaced;
     }
     if (b->o->exclude_caches && is_cachedir(dfd)) {
         for (i = 0; i < nl.n; i++)
@@ -909,21 +965,22 @@ static int walk_dir(struct bk_walker *w, struct bk_dir *d, int dfd, char *path,
 
             nl.v[i] = NULL;
             name_list_free(&nl);
+            nl.n = nl.cap = 0;
             nl.v = malloc(sizeof(*nl.v));
             if (nl.v == NULL) {
                 free(keep);
-                return CAIRN_ENOMEM;
+                rc = CAIRN_ENOMEM;
+                goto out;
             }
             nl.v[0] = keep;
             nl.n = nl.cap = 1;
         }
     }
     if (nl.n > 0 && (d->entries = calloc(nl.n, sizeof(*d->entries))) == NULL) {
-        name_list_free(&nl);
-        return CAIRN_ENOMEM;
+        rc = CAIRN_ENOMEM;
+        goto out;
     }
     d->cap = nl.n;
-    rc = 0;
     for (i = 0; i < nl.n && rc == 0; i++) {
         nlen = strlen(nl.v[i]);
         if (pathlen + 1 + nlen >= PATH_MAX) {
@@ -933,8 +990,8 @@ static int walk_dir(struct bk_walker *w, struct bk_dir *d, int dfd, char *path,
         if (pathlen > 1)
             path[pathlen] = '/';
         memcpy(path + pathlen + (pathlen > 1), nl.v[i], nlen + 1);
-        rc = add_entry(w, d, dfd, path, pathlen + (pathlen > 1) + nlen,
-                       nl.v[i], old, rootdev, 0, depth);
+        rc = add_entry(w, d, dfd, path, pathlen + (pathlen > 1) + nlen, nl.v[i],
+                       old, rootdev, 0, depth, dp, used);
         path[pathlen] = '\0';
         if (b->o->cancel != NULL && *b->o->cancel)
             rc = CAIRN_ECANCELED;
@@ -942,7 +999,14 @@ static int walk_dir(struct bk_walker *w, struct bk_dir *d, int dfd, char *path,
             rc = atomic_load(&b->fatal);
         bk_progress(b, 0);
     }
+    if (rc != 0)
+        goto out;
+replaced:
+    if (b->dirty_active && old != NULL)
+        rc = bk_dirty_replaced(b, w->codec, old, used);
+out:
     name_list_free(&nl);
+    free(used);
     return rc;
 }
 
@@ -954,13 +1018,59 @@ static size_t comp_len(const char *p)
     return s ? (size_t)(s - p) : strlen(p);
 }
 
+/* Append to d a copy of the parent snapshot's entry oe (a part of the
+ * selection the dirty set does not touch: no stat, no listing). */
+static int entry_copy(struct bk_dir *d, const struct cairn_tree_entry *oe)
+{
+    struct cairn_tree_entry *e;
+    size_t slot, n;
+
+    if ((e = entry_new(d, oe->name, &slot)) == NULL)
+        return CAIRN_ENOMEM;
+    e->type = oe->type;
+    e->mode = oe->mode;
+    e->uid = oe->uid;
+    e->gid = oe->gid;
+    e->mtime_ns = oe->mtime_ns;
+    e->atime_ns = oe->atime_ns;
+    e->ctime_ns = oe->ctime_ns;
+    e->size = oe->size;
+    e->dev = oe->dev;
+    e->ino = oe->ino;
+    e->rdev = oe->rdev;
+    e->nlink = oe->nlink;
+    if ((e->user = strdup(oe->user != NULL ? oe->user : "")) == NULL ||
+        (e->group = strdup(oe->group != NULL ? oe->group : "")) == NULL)
+        return CAIRN_ENOMEM;
+    if (oe->target != NULL && oe->target[0] != '\0' &&
+        (e->target = strdup(oe->target)) == NULL)
+        return CAIRN_ENOMEM;
+    if (copy_xattrs(oe, e) != 0)
+        return CAIRN_ENOMEM;
+    if (oe->ncontent > 0) {
+        n = (size_t)oe->ncontent * CAIRN_ID_LEN;
+        if ((e->content = malloc(n)) == NULL)
+            return CAIRN_ENOMEM;
+        memcpy(e->content, oe->content, n);
+        e->ncontent = oe->ncontent;
+    }
+    if (oe->has_subtree) {
+        memcpy(e->subtree, oe->subtree, CAIRN_ID_LEN);
+        e->has_subtree = 1;
+    }
+    return 0;
+}
+
 /*
  * Back up the selected paths paths[0..n), all below prefix (an existing
  * directory whose bk_dir is d), creating the directories between prefix
  * and each path with their real metadata but only the selected children.
+ * old: prefix's previous version (or NULL); dp: its position against the
+ * dirty set.
  */
-static int walk_virtual(struct bk_walker *w, struct bk_dir *d, const char *prefix,
-                        char **paths, size_t n, const struct cairn_tree *old)
+static int walk_virtual(struct bk_walker *w, struct bk_dir *d,
+                        const char *prefix, char **paths, size_t n,
+                        const struct cairn_tree *old, const struct bk_dpos *dp)
 {
     struct bk *b = w->b;
     size_t plen = strcmp(prefix, "/") == 0 ? 0 : strlen(prefix);
@@ -969,10 +1079,13 @@ static int walk_virtual(struct bk_walker *w, struct bk_dir *d, const char *prefi
     const struct cairn_tree_entry *oe;
     struct cairn_tree *old_child;
     struct bk_dir *child;
+    struct bk_dpos cdp;
     struct stat st;
     char path[PATH_MAX], comp[NAME_MAX + 1];
+    uint8_t *used = NULL;
     int pfd, err, rc = 0;
 
+    atomic_fetch_add(&b->dirs_listed, 1);
     for (i = 0; i < n; i = j) {
         clen = comp_len(paths[i] + plen + 1);
         for (j = i + 1; j < n && comp_len(paths[j] + plen + 1) == clen &&
@@ -985,11 +1098,14 @@ static int walk_virtual(struct bk_walker *w, struct bk_dir *d, const char *prefi
     if ((d->entries = calloc(groups, sizeof(*d->entries))) == NULL)
         return CAIRN_ENOMEM;
     d->cap = groups;
+    if (b->dirty_active && old != NULL && old->nentries > 0 &&
+        (used = calloc(old->nentries, 1)) == NULL)
+        return CAIRN_ENOMEM;
     if ((pfd = open(plen ? prefix : "/",
                     O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
         for (i = 0; i < n; i++)
             bk_file_error(b, paths[i], errno, "cannot open parent directory");
-        return 0;
+        goto replaced;
     }
 
     for (i = 0; i < n && rc == 0; i = j) {
@@ -1009,6 +1125,24 @@ static int walk_virtual(struct bk_walker *w, struct bk_dir *d, const char *prefi
         memcpy(path, prefix, plen);
         path[plen] = '/';
         memcpy(path + plen + 1, comp, clen + 1);
+        oe = old != NULL ? cairn_tree_find(old, comp) : NULL;
+
+        cdp = *dp;
+        if (!dp->whole && bk_dirty_child(b, dp, path, plen + 1 + clen, &cdp) ==
+                              BK_DIRTY_CLEAN) {
+            if (oe != NULL) {
+                /* Untouched: the parent's entry, subtree and all. */
+                if ((rc = entry_copy(d, oe)) != 0)
+                    break;
+                bk_count_entry(b, oe);
+                if (used != NULL)
+                    used[oe - old->entries] = 1;
+                if (oe->type == CAIRN_NODE_DIR)
+                    atomic_fetch_add(&b->dirs_reused, 1);
+                continue;
+            }
+            cdp.whole = 1; /* not in the parent: as a full backup would */
+        }
 
         if (j == i + 1 && strcmp(paths[i], path) == 0) {
             /* A selected path: back it up whole. */
@@ -1016,8 +1150,8 @@ static int walk_virtual(struct bk_walker *w, struct bk_dir *d, const char *prefi
                 bk_file_error(b, path, errno, "cannot stat");
                 continue;
             }
-            rc = add_entry(w, d, pfd, path, strlen(path), comp, old,
-                           st.st_dev, 1, 0);
+            rc = add_entry(w, d, pfd, path, strlen(path), comp, old, st.st_dev,
+                           1, 0, cdp.whole ? &cdp : dp, used);
             continue;
         }
         /* A directory on the way to selected paths. */
@@ -1043,11 +1177,21 @@ static int walk_virtual(struct bk_walker *w, struct bk_dir *d, const char *prefi
             }
         }
         atomic_fetch_add(&b->dirs, 1);
-        oe = old != NULL ? cairn_tree_find(old, comp) : NULL;
         old_child = NULL;
-        if (oe != NULL && oe->type == CAIRN_NODE_DIR && oe->has_subtree &&
-            cairn_repo_read_tree(b->r, w->codec, oe->subtree, &old_child) != 0)
-            old_child = NULL;
+        if (oe != NULL && oe->type == CAIRN_NODE_DIR && oe->has_subtree) {
+            err = cairn_repo_read_tree(b->r, w->codec, oe->subtree, &old_child);
+            if (err != 0 && b->dirty_active) {
+                cairn_log(CAIRN_LOG_ERROR,
+                          "%s: previous version unreadable (%s)", path,
+                          cairn_strerror(err));
+                rc = err;
+                break;
+            }
+            if (err != 0)
+                old_child = NULL;
+            else if (used != NULL)
+                used[oe - old->entries] = 1;
+        }
         if ((child = calloc(1, sizeof(*child))) == NULL) {
             cairn_tree_free(old_child);
             rc = CAIRN_ENOMEM;
@@ -1057,11 +1201,18 @@ static int walk_virtual(struct bk_walker *w, struct bk_dir *d, const char *prefi
         child->parent_slot = slot;
         atomic_init(&child->pending, 1);
         atomic_fetch_add(&d->pending, 1);
-        rc = walk_virtual(w, child, path, paths + i, j - i, old_child);
+        rc = walk_virtual(w, child, path, paths + i, j - i, old_child, &cdp);
         cairn_tree_free(old_child);
         bk_dir_release(b, child, w->codec);
     }
     close(pfd);
+    if (rc != 0)
+        goto out;
+replaced:
+    if (b->dirty_active && old != NULL)
+        rc = bk_dirty_replaced(b, w->codec, old, used);
+out:
+    free(used);
     return rc;
 }
 
@@ -1100,8 +1251,9 @@ static void count_dir(struct bk *b, int dfd, char *path, size_t pathlen,
                 if (S_ISREG(st.st_mode))
                     atomic_fetch_add(&b->bytes_total, (uint64_t)st.st_size);
             } else if (!b->o->one_file_system || st.st_dev == rootdev) {
-                fd = openat(dfd, nl.v[i],
-                            O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                fd = open_noatime(dfd, nl.v[i],
+                                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+                                      O_CLOEXEC);
                 if (fd >= 0) {
                     count_dir(b, fd, path, clen, rootdev, depth + 1);
                     close(fd);
@@ -1130,7 +1282,8 @@ void *bk_count_main(void *arg)
                 atomic_fetch_add(&b->bytes_total, (uint64_t)st.st_size);
             continue;
         }
-        if ((fd = open(b->paths[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        if ((fd = open_noatime(AT_FDCWD, b->paths[i],
+                               O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
             continue;
         n = strlen(b->paths[i]);
         if (n < sizeof(path)) {
@@ -1148,6 +1301,7 @@ int bk_walk(struct bk *b, struct bk_dir *root)
     struct bk_walker mw = {b, b->codec, {{0}, {0}, 0}, {{0}, {0}, 0}};
     struct bk_walker *w = &mw;
     struct cairn_tree *old = NULL;
+    struct bk_dpos dp;
     char path[PATH_MAX];
     struct stat st;
     int fd, rc;
@@ -1160,19 +1314,27 @@ int bk_walk(struct bk *b, struct bk_dir *root)
                   cairn_strerror(rc));
         old = NULL;
     }
+    /* Without the parent's trees there is nothing to keep: walk all.
+     * (No walker has a task yet: the helpers see the final value.) */
+    if (old == NULL)
+        b->dirty_active = 0;
+    bk_dirty_root(b, &dp);
     if (b->npaths == 1 && strcmp(b->paths[0], "/") == 0) {
         /* The whole file system. */
-        if ((fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+        if ((fd = open_noatime(AT_FDCWD, "/",
+                               O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
             fstat(fd, &st) != 0) {
             rc = cairn_err_from_errno(errno);
+            if (fd >= 0)
+                close(fd);
         } else {
             path[0] = '/';
             path[1] = '\0';
-            rc = walk_dir(w, root, fd, path, 1, old, st.st_dev, 0);
+            rc = walk_dir(w, root, fd, path, 1, old, st.st_dev, 0, &dp);
             close(fd);
         }
     } else {
-        rc = walk_virtual(w, root, "/", b->paths, b->npaths, old);
+        rc = walk_virtual(w, root, "/", b->paths, b->npaths, old, &dp);
     }
     cairn_tree_free(old);
     bk_dir_release(b, root, w->codec);
