@@ -35,6 +35,13 @@ struct cli {
     volatile int cancel;
     const char *device_file;   /* --device-file; else $CAIRN_DEVICE_FILE */
     struct cli_device *device; /* set when the archive is the server's */
+    /* --device ID ($CAIRN_DEVICE): another device's archive on the server
+     * of the saved session (cli_remote.c); --escrow: its key from the
+     * escrow passphrase (administrators). */
+    const char *remote_device;
+    int escrow;
+    struct cli_api *remote_api; /* the session's client, while open */
+    const char *remote_server;  /* its server URL (borrowed from the API) */
 };
 
 /* Print "cairn: MESSAGE" to stderr (and a JSON error line with --json). */
@@ -221,7 +228,66 @@ int cmd_login(struct cli *c, int argc, char **argv);
 int cmd_logout(struct cli *c, int argc, char **argv);
 int cmd_enrol(struct cli *c, int argc, char **argv);
 int cmd_admin(struct cli *c, int argc, char **argv);
+/* `cairn admin settings show|set` (cmd_admin_settings.c); argv[0] is
+ * "settings". */
+int admin_settings(struct cli *c, int argc, char **argv);
+int cmd_request(struct cli *c, int argc, char **argv);
 int cmd_status(struct cli *c, int argc, char **argv);
+/* cairn-agent's state folder: given, else /var/lib/cairn/agent for root,
+ * else $XDG_STATE_HOME/cairn-agent or ~/.local/state/cairn-agent.  -1 if
+ * there is no home. */
+int cli_agent_state_dir(const char *given, char *out, size_t len);
+int cmd_devices(struct cli *c, int argc, char **argv);
+int cmd_push(struct cli *c, int argc, char **argv);
+
+/* ---- another device's archive on the server (cli_remote.c) ---- */
+/* Open the archive of c->remote_device over HTTPS with the saved
+ * session's token and the key from its owner wrap (the password) or, with
+ * c->escrow, its escrow wrap (the escrow passphrase).  Sets
+ * c->remote_api.  EXIT_OK or an exit code (reported). */
+int cli_remote_open(struct cli *c, int load_index, struct cairn_repo **out);
+/* Close what cli_remote_open kept (c->remote_api).  Safe to repeat. */
+void cli_remote_close(struct cli *c);
+/* The escrow private key: the organisation's wrapped key (GET
+ * /api/v1/org, admins) opened with the escrow passphrase. */
+int cli_escrow_open(struct cli *c, struct cli_api *a,
+                    uint8_t pub[32], uint8_t priv[32]);
+/* Open a device's escrow wrap (base64) with the escrow key pair. */
+int cli_escrow_unwrap(struct cli *c, const char *device, const char *b64,
+                      const uint8_t pub[32], const uint8_t priv[32],
+                      uint8_t key[CAIRN_KEY_LEN], uint8_t aid[CAIRN_ID_LEN]);
+/* GET /api/v1/devices/{id}/wraps, a refusal reported plainly. */
+int cli_remote_wraps(struct cli *c, struct cli_api *a, const char *device,
+                     json_t **out);
+/* Parse a time for --as-of: RFC 3339, "YYYY-MM-DD[ HH:MM[:SS]]" (local
+ * time), or "@SECONDS".  0 and *out_ns, or -1. */
+int cli_parse_time(const char *s, int64_t *out_ns);
+/* --existing overwrite|rename|skip (cmd_restore.c): 0 or -1. */
+int cli_parse_existing(const char *s, int *out);
+/* Print a restore's summary (text or JSON); the exit code it deserves. */
+struct cairn_restore_result;
+int cli_restore_report(struct cli *c, int rc,
+                       const struct cairn_restore_result *res,
+                       const char *target, const char *rid);
+/*
+ * Tell the server a restore of device's archive starts (POST
+ * /api/v1/devices/{id}/restores; push_id > 0 for a push job): it records
+ * and audits it.  A server without the endpoint (404) is warned about and
+ * the restore goes on.  EXIT_OK (rid set, "" when not recorded) or an exit
+ * code (refused; reported).  finish: POST /api/v1/restores/{rid}/finish
+ * with state "done", "failed" or "interrupted" (a failure only warns).
+ */
+int cli_restore_begin(struct cli *c, struct cli_api *a, const char *device,
+                      const char *snap, const char *path, const char *target,
+                      long long push_id, char *rid, size_t ridlen);
+void cli_restore_finish(struct cli *c, struct cli_api *a, const char *rid,
+                        const char *state,
+                        const struct cairn_restore_result *res);
+/* `cairn restore --pending` (cmd_push.c): this device's push restores. */
+int cli_push_pending(struct cli *c, int existing);
+/* The newest snapshot at or before t (ns); EXIT_OK or a code (reported). */
+int cli_find_snapshot_asof(struct cli *c, struct cairn_repo *r, int64_t t,
+                           struct cairn_snapshot **out);
 
 int cmd_init(struct cli *c, int argc, char **argv);
 int cmd_backup(struct cli *c, int argc, char **argv);

@@ -165,6 +165,8 @@ int cli_open_repo(struct cli *c, int load_index, struct cairn_repo **out)
     size_t plen = 0;
     int rc, x;
 
+    if (c->remote_device != NULL)
+        return cli_remote_open(c, load_index, out);
     if (c->repo == NULL || c->repo[0] == '\0')
         return open_server_repo(c, load_index, out);
     if ((rc = cairn_store_dir_open(c->repo, 0, &st)) != 0) {

@@ -1,7 +1,8 @@
 /*
  * cmd_admin.c - `cairn admin ...`: the organisation as an administrator
- * runs it (departments and waves, people, devices, migration), over the
- * server's API with the saved session (cairn login).  Every subcommand
+ * runs it (departments and waves, people, devices, migration, the audit
+ * log, restore requests), over the server's API with the saved session
+ * (cairn login).  Every subcommand
  * prints JSON lines with --json; lists also print CSV with --csv.
  */
 #include <getopt.h>
@@ -630,6 +631,210 @@ static int admin_legacy(struct admin *ad, int argc, char **argv)
     return x;
 }
 
+/* ---- the audit log ---- */
+
+struct audit_opts {
+    const char *since, *until, *user, *action, *device, *limit;
+};
+
+static void audit_on(void *arg, int ch, const char *val)
+{
+    struct audit_opts *o = arg;
+
+    if (ch == 's')
+        o->since = val;
+    else if (ch == 'u')
+        o->until = val;
+    else if (ch == 'U')
+        o->user = val;
+    else if (ch == 'a')
+        o->action = val;
+    else if (ch == 'd')
+        o->device = val;
+    else if (ch == 'l')
+        o->limit = val;
+}
+
+static int admin_audit(struct admin *ad, int argc, char **argv)
+{
+    static const struct option extra[] = {
+        {"since", required_argument, NULL, 's'},
+        {"until", required_argument, NULL, 'u'},
+        {"user", required_argument, NULL, 'U'},
+        {"action", required_argument, NULL, 'a'},
+        {"device", required_argument, NULL, 'd'},
+        {"limit", required_argument, NULL, 'l'},
+        {NULL, 0, NULL, 0},
+    };
+    static const struct column cols[] = {
+        {"TIME", 20, {"time", NULL}},
+        {"USER", 12, {"user", NULL}},
+        {"ADDRESS", 15, {"addr", NULL}},
+        {"ACTION", 20, {"action", NULL}},
+        {"TARGET", 24, {"target", NULL}},
+        {"DEVICE", 32, {"device", NULL}},
+    };
+    struct audit_opts o = {NULL, NULL, NULL, NULL, NULL, NULL};
+    char path[2048], since[64], until[64];
+    json_t *res = NULL;
+    int i, x;
+
+    if ((i = parse(ad, argc, argv, extra, audit_on, &o)) < 0)
+        return EXIT_USAGE;
+    if (i != argc)
+        return cli_usage(ad->c, "admin audit [--since T] [--until T] "
+                                "[--user U] [--action A] [--device D] "
+                                "[--limit N] [--json|--csv]");
+    snprintf(path, sizeof(path), "/api/v1/audit");
+    if (o.since != NULL) {
+        wave_date(o.since, since, sizeof(since));
+        query_add(path, sizeof(path), "since", since);
+    }
+    if (o.until != NULL) {
+        wave_date(o.until, until, sizeof(until));
+        query_add(path, sizeof(path), "until", until);
+    }
+    query_add(path, sizeof(path), "user", o.user);
+    query_add(path, sizeof(path), "action", o.action);
+    query_add(path, sizeof(path), "device", o.device);
+    query_add(path, sizeof(path), "limit", o.limit);
+    if ((x = call(ad, "GET", path, NULL, &res,
+                  "cannot read the audit log")) == EXIT_OK)
+        print_list(ad, res, "audit", cols, 6);
+    json_decref(res);
+    return x;
+}
+
+/* ---- restore requests ---- */
+
+struct req_opts {
+    const char *state, *reason, *how, *push_id, *note, *dept, *device;
+};
+
+static void req_on(void *arg, int ch, const char *val)
+{
+    struct req_opts *o = arg;
+
+    if (ch == 's')
+        o->state = val;
+    else if (ch == 'r')
+        o->reason = val;
+    else if (ch == 'h')
+        o->how = val;
+    else if (ch == 'p')
+        o->push_id = val;
+    else if (ch == 'n')
+        o->note = val;
+    else if (ch == 'd')
+        o->dept = val;
+    else if (ch == 'D')
+        o->device = val;
+}
+
+static int admin_requests(struct admin *ad, int argc, char **argv)
+{
+    static const struct option extra[] = {
+        {"state", required_argument, NULL, 's'},
+        {"reason", required_argument, NULL, 'r'},
+        {"how", required_argument, NULL, 'h'},
+        {"push-id", required_argument, NULL, 'p'},
+        {"note", required_argument, NULL, 'n'},
+        {"department", required_argument, NULL, 'd'},
+        {"device", required_argument, NULL, 'D'},
+        {NULL, 0, NULL, 0},
+    };
+    static const struct column cols[] = {
+        {"ID", 6, {"id", NULL}},
+        {"STATE", 9, {"state", NULL}},
+        {"DEVICE", 32, {"device", NULL}},
+        {"DEPARTMENT", 12, {"department", NULL}},
+        {"ASKED BY", 12, {"requester", NULL}},
+        {"ASKED AT", 20, {"created", NULL}},
+        {"TO", 20, {"destination", NULL}},
+    };
+    struct req_opts o = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    const char *sub = "list";
+    json_t *req = NULL, *res = NULL;
+    char path[1024], text[256], *end;
+    long long pid;
+    int i, x, first = 1;
+
+    if (argc >= 2 && argv[1][0] != '-') {
+        sub = argv[1];
+        first = 2;
+    }
+    if ((i = parse(ad, argc - first + 1, argv + first - 1, extra, req_on,
+                   &o)) < 0)
+        return EXIT_USAGE;
+    i += first - 1;
+    if (strcmp(sub, "list") == 0) {
+        if (i != argc)
+            return cli_usage(ad->c, "admin requests [list] [--state S] "
+                                    "[--department D] [--device ID]");
+        snprintf(path, sizeof(path), "/api/v1/requests");
+        query_add(path, sizeof(path), "state", o.state);
+        query_add(path, sizeof(path), "department", o.dept);
+        query_add(path, sizeof(path), "device", o.device);
+        if ((x = call(ad, "GET", path, NULL, &res,
+                      "cannot list restore requests")) == EXIT_OK)
+            print_list(ad, res, "request", cols, 7);
+    } else if (strcmp(sub, "show") == 0 || strcmp(sub, "decline") == 0 ||
+               strcmp(sub, "fulfil") == 0) {
+        if (i + 1 != argc || strspn(argv[i], "0123456789") !=
+                                 strlen(argv[i]) || argv[i][0] == '\0')
+            return cli_usage(ad->c, "admin requests %s ID (a number)", sub);
+        snprintf(path, sizeof(path), "/api/v1/requests/%s%s%s", argv[i],
+                 strcmp(sub, "show") == 0 ? "" : "/",
+                 strcmp(sub, "show") == 0 ? "" : sub);
+        if (strcmp(sub, "decline") == 0) {
+            if (o.reason == NULL)
+                return cli_usage(ad->c, "admin requests decline ID --reason "
+                                        "TEXT (the requester reads it)");
+            req = json_pack("{s:s}", "reason", o.reason);
+        } else if (strcmp(sub, "fulfil") == 0) {
+            if (o.how == NULL || (strcmp(o.how, "push") != 0 &&
+                                  strcmp(o.how, "download") != 0))
+                return cli_usage(ad->c, "admin requests fulfil ID --how "
+                                        "push|download [--push-id N] "
+                                        "[--note TEXT]");
+            req = json_pack("{s:s}", "how", o.how);
+            if (o.push_id != NULL) {
+                pid = strtoll(o.push_id, &end, 10);
+                if (end == o.push_id || *end != '\0' || pid <= 0) {
+                    json_decref(req);
+                    return cli_usage(ad->c, "--push-id is a number");
+                }
+                json_object_set_new(req, "push_id", json_integer(pid));
+            }
+            if (o.note != NULL)
+                json_object_set_new(req, "note", json_string(o.note));
+        }
+        snprintf(text, sizeof(text), "cannot %s request %s",
+                 strcmp(sub, "show") == 0 ? "read" : sub, argv[i]);
+        if ((x = call(ad, strcmp(sub, "show") == 0 ? "GET" : "POST", path,
+                      req, &res, text)) == EXIT_OK) {
+            snprintf(text, sizeof(text), "request %s: %s", argv[i],
+                     json_string_value(json_object_get(res, "state"))
+                         ? json_string_value(json_object_get(res, "state"))
+                         : "?");
+            print_one(ad, res, "request", text);
+        }
+    } else {
+        return cli_usage(ad->c, "unknown subcommand 'requests %s' (list, "
+                                "show, decline, fulfil)",
+                         sub);
+    }
+    json_decref(req);
+    json_decref(res);
+    return x;
+}
+
+/* `admin settings ...` (cmd_admin_settings.c) opens its own session. */
+static int admin_settings_sub(struct admin *ad, int argc, char **argv)
+{
+    return admin_settings(ad->c, argc, argv);
+}
+
 int cmd_admin(struct cli *c, int argc, char **argv)
 {
     static const struct {
@@ -639,6 +844,8 @@ int cmd_admin(struct cli *c, int argc, char **argv)
         {"department", admin_department}, {"user", admin_user},
         {"devices", admin_devices},       {"device", admin_device},
         {"migration", admin_migration},   {"legacy-cancelled", admin_legacy},
+        {"audit", admin_audit},           {"requests", admin_requests},
+        {"settings", admin_settings_sub},
     };
     struct admin ad = {c, NULL, c->json ? OUT_JSON : OUT_TABLE};
     size_t i;
@@ -646,7 +853,7 @@ int cmd_admin(struct cli *c, int argc, char **argv)
 
     if (argc < 2)
         return cli_usage(c, "admin department|user|devices|device|migration|"
-                            "legacy-cancelled ...");
+                            "legacy-cancelled|audit|requests|settings ...");
     for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
         if (strcmp(argv[1], subs[i].name) != 0)
             continue;

@@ -34,6 +34,9 @@ static const struct {
     {"enrol", cmd_enrol, "make this computer a device of a server"},
     {"status", cmd_status, "this computer's backup status"},
     {"admin", cmd_admin, "run the organisation (administrators)"},
+    {"devices", cmd_devices, "the devices you may restore (server)"},
+    {"push", cmd_push, "restore a device's files onto another (admins)"},
+    {"request", cmd_request, "ask the IT office to restore a shared device"},
 };
 
 static void usage(FILE *f)
@@ -42,7 +45,8 @@ static void usage(FILE *f)
 
     fprintf(f, "usage: cairn [-r DIR] [--password-file F] [--password-command "
                "CMD]\n             [--json] [-q] [-v] [--threads N] "
-               "[--device-file F]\n             COMMAND [ARGS]\n\n"
+               "[--device-file F]\n             [--device ID [--escrow] "
+               "[--escrow-passphrase-file F]]\n             COMMAND [ARGS]\n\n"
                "commands:\n");
     for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
@@ -82,6 +86,9 @@ int main(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'},
         {"threads", required_argument, NULL, 't'},
         {"device-file", required_argument, NULL, 'D'},
+        {"device", required_argument, NULL, 'I'},
+        {"escrow", no_argument, NULL, 'E'},
+        {"escrow-passphrase-file", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -104,6 +111,9 @@ int main(int argc, char **argv)
     cli.repo = getenv("CAIRN_REPOSITORY");
     cli.password_file = getenv("CAIRN_PASSWORD_FILE");
     cli.password_command = getenv("CAIRN_PASSWORD_COMMAND");
+    cli.remote_device = getenv("CAIRN_DEVICE");
+    if (cli.remote_device != NULL && cli.remote_device[0] == '\0')
+        cli.remote_device = NULL;
     while ((ch = getopt_long(argc, argv, "+r:qvh", opts, NULL)) != -1) {
         switch (ch) {
         case 'r':
@@ -132,6 +142,15 @@ int main(int argc, char **argv)
         case 'D':
             cli.device_file = optarg;
             break;
+        case 'I':
+            cli.remote_device = optarg;
+            break;
+        case 'E':
+            cli.escrow = 1;
+            break;
+        case 'F':
+            cli.escrow_passphrase_file = optarg;
+            break;
         case 'h':
             usage(stdout);
             return EXIT_OK;
@@ -144,6 +163,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return EXIT_USAGE;
     }
+    if (cli.remote_device != NULL && cli.repo != NULL && cli.repo[0] != '\0')
+        return cli_usage(&cli, "give -r DIR or --device ID, not both");
     /* A flag beats the environment; two flags are a mistake. */
     if (flag_file != NULL && flag_command != NULL)
         return cli_usage(&cli, "give --password-file or --password-command, "
@@ -186,6 +207,7 @@ int main(int argc, char **argv)
             optind++;
             /* Each command parses argv[optind - 1 ..] with getopt anew. */
             x = commands[i].fn(&cli, argc - optind + 1, argv + optind - 1);
+            cli_remote_close(&cli);
             cli_device_free(cli.device);
             return x;
         }

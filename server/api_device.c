@@ -720,6 +720,8 @@ static int device_patch(struct http_req *r)
     struct cat_user u;
     json_t *body, *jo, *jc, *jd;
     const char *cat;
+    char old_cat[16];
+    int64_t old_dept, old_owner;
     int rc, locked = 0;
 
     memset(&d, 0, sizeof(d));
@@ -746,6 +748,10 @@ static int device_patch(struct http_req *r)
         api_respond_cat_error(r, rc, "device");
         goto done;
     }
+    /* For the audit record: what it was. */
+    snprintf(old_cat, sizeof(old_cat), "%s", d.category);
+    old_dept = d.dept_id;
+    old_owner = d.owner_id;
     if (cat != NULL)
         snprintf(d.category, sizeof(d.category), "%s", cat);
     if (jd != NULL) {
@@ -795,8 +801,10 @@ static int device_patch(struct http_req *r)
     locked = 0;
     srv_audit(s, a->user_id, d.id, http_client_addr(r), "device_patch",
               d.name, "{\"category\":\"%s\",\"department_id\":%lld,"
-              "\"owner_id\":%lld}", d.category, (long long)d.dept_id,
-              (long long)d.owner_id);
+              "\"owner_id\":%lld,\"was\":{\"category\":\"%s\","
+              "\"department_id\":%lld,\"owner_id\":%lld}}",
+              d.category, (long long)d.dept_id, (long long)d.owner_id,
+              old_cat, (long long)old_dept, (long long)old_owner);
     http_respond_json(r, 200, device_json(s, &d, srv_now()));
 
 done:

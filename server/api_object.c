@@ -12,6 +12,9 @@
  * checked against the SHA-256, the structure is checked as far as it can
  * be without keys, and only then is the object written to the device's
  * store, durably, before the answer.  Any failed check stores nothing.
+ *
+ * A device may also read (never write) another device's archive while a
+ * push restore from that device onto it is queued or running.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -86,8 +89,37 @@ static uint64_t type_cap(const struct srv *s, enum cairn_obj_type t)
     }
 }
 
+static int push_found(void *arg, const struct cat_push *p)
+{
+    (void)p;
+    *(int *)arg = 1;
+    return 0;
+}
+
 /*
- * Check the caller is the device the path names and open its store.  With
+ * May the calling device read (never write) device id's archive: the
+ * target of a push restore from it that is queued or running?
+ */
+static int push_reader(struct http_req *r, const char *id)
+{
+    struct cat_push_filter f;
+    int found = 0;
+
+    if (strcmp(http_method(r), "PUT") == 0)
+        return 0;
+    memset(&f, 0, sizeof(f));
+    f.source = id;
+    f.target = http_auth(r)->device_id;
+    f.active_only = 1;
+    f.limit = 1;
+    if (cat_push_list(http_srv(r)->cat, &f, push_found, &found) != 0)
+        return 0;
+    return found;
+}
+
+/*
+ * Check the caller is the device the path names (or, to read, the target
+ * of a push restore from it) and open its store.  With
  * type_out, the second path segment must be a type.  Answers the refusal
  * itself and returns -1.
  */
@@ -101,7 +133,8 @@ static int open_archive(struct http_req *r, enum cairn_obj_type *type_out,
     if (a->kind == HTTP_AUTH_SESSION) {
         if (api_may_restore(r, id) != 0)
             return -1;
-    } else if (a->kind != HTTP_AUTH_DEVICE || strcmp(id, a->device_id) != 0) {
+    } else if (a->kind != HTTP_AUTH_DEVICE ||
+               (strcmp(id, a->device_id) != 0 && !push_reader(r, id))) {
         http_respond_error(r, 403, "forbidden",
                            "a device may reach only its own archive");
         return -1;

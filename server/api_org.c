@@ -17,6 +17,7 @@
 #include "auth.h"
 #include "catalog.h"
 #include "http.h"
+#include "keyring.h"
 #include "srv.h"
 
 #define RECOVERY_CODES 10
@@ -168,10 +169,14 @@ static int org_get(struct http_req *r)
      * escrow passphrase they hold (never unwrapped here): with it they
      * can recover a shared device's archive key, e.g. to adopt it on a
      * replacement computer. */
-    if (res != NULL && http_auth(r)->admin && o.escrow_wrapped != NULL)
+    if (res != NULL && http_auth(r)->admin && o.escrow_wrapped != NULL) {
         json_object_set_new(res, "escrow_wrapped",
                             api_b64_json(o.escrow_wrapped,
                                          o.escrow_wrapped_len));
+        /* What an escrow unlock on the admin's computer starts from. */
+        srv_audit(http_srv(r), http_auth(r)->user_id, NULL,
+                  http_client_addr(r), "escrow_wrapped_read", o.name, "{}");
+    }
     cat_org_clear(&o);
     return http_respond_json(r, 200, res);
 }
@@ -498,6 +503,269 @@ done:
     return 0;
 }
 
+/* ---- owner wraps after a reset ---- */
+
+struct wrap_ids {
+    char (*id)[33];
+    size_t n, cap;
+};
+
+static int wrap_ids_add(void *arg, const struct cat_device *d)
+{
+    struct wrap_ids *w = arg;
+    char(*nv)[33];
+
+    if (strcmp(d->category, "personal") != 0)
+        return 0;
+    if (w->n == w->cap) {
+        size_t nc = w->cap ? w->cap * 2 : 4;
+
+        if ((nv = realloc(w->id, nc * sizeof(*nv))) == NULL)
+            return CAIRN_ENOMEM;
+        w->id = nv;
+        w->cap = nc;
+    }
+    memcpy(w->id[w->n++], d->id, 33);
+    return 0;
+}
+
+/*
+ * Drop the owner wraps of a user's personal devices (a password reset:
+ * they were made under a password nobody may use any more).  *out_n: how
+ * many devices had one.  The caller holds nothing.
+ */
+static int owner_wraps_drop(struct srv *s, int64_t user_id, int *out_n)
+{
+    struct cat_device_filter f;
+    struct wrap_ids w;
+    size_t i;
+    int rc;
+
+    memset(&f, 0, sizeof(f));
+    memset(&w, 0, sizeof(w));
+    *out_n = 0;
+    f.owner_id = user_id;
+    f.category = "personal";
+    if ((rc = cat_device_list(s->cat, &f, wrap_ids_add, &w)) != 0)
+        goto out;
+    pthread_mutex_lock(&api_device_mutex);
+    for (i = 0; i < w.n && rc == 0; i++) {
+        struct cat_device d;
+
+        if ((rc = cat_device_get(s->cat, w.id[i], &d)) != 0)
+            break;
+        if (d.wrap_owner != NULL && d.owner_id == user_id) {
+            free(d.wrap_owner);
+            d.wrap_owner = NULL;
+            d.wrap_owner_len = 0;
+            if ((rc = cat_device_update(s->cat, &d)) == 0)
+                (*out_n)++;
+        }
+        cat_device_clear(&d);
+        (void)keyring_drop_device(keyring_process(), w.id[i]);
+    }
+    pthread_mutex_unlock(&api_device_mutex);
+out:
+    free(w.id);
+    return rc;
+}
+
+/* Re-made owner wraps, before they are written. */
+struct rewrap_new {
+    char id[33];
+    uint8_t *wrap;
+    size_t len;
+};
+
+struct rewrap_ctx {
+    const uint8_t *pub, *priv;
+    const char *pw, *username;
+    struct rewrap_new *v;
+    size_t n, cap;
+    int failed;
+    int rc;
+};
+
+static int rewrap_make(void *arg, const struct cat_device *d)
+{
+    struct rewrap_ctx *c = arg;
+    struct rewrap_new *nv;
+    uint8_t key[KEYRING_KEY_LEN];
+    char label[256];
+    int rc;
+
+    if (strcmp(d->category, "personal") != 0 ||
+        strcmp(d->state, "active") != 0)
+        return 0;
+    if (keyring_unseal(c->pub, c->priv, d, key) != 0) {
+        srv_log(SRV_LOG_WARN, "the escrow wrap of device %s does not open "
+                "with the organisation's escrow key", d->id);
+        c->failed++;
+        return 0;
+    }
+    if (c->n == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 4;
+
+        if ((nv = realloc(c->v, nc * sizeof(*nv))) == NULL) {
+            cairn_wipe(key, sizeof(key));
+            return CAIRN_ENOMEM;
+        }
+        c->v = nv;
+        c->cap = nc;
+    }
+    snprintf(label, sizeof(label), "owner %s (re-made from escrow)",
+             c->username);
+    memcpy(c->v[c->n].id, d->id, 33);
+    rc = cairn_keyfile_create(key, d->archive_id, c->pw, strlen(c->pw), NULL,
+                              label, &c->v[c->n].wrap, &c->v[c->n].len);
+    cairn_wipe(key, sizeof(key));
+    if (rc != 0)
+        return rc;
+    c->n++;
+    return 0;
+}
+
+/*
+ * POST /api/v1/users/{name}/rewrap {"escrow_passphrase", "password"}
+ * (admin): at the administrator's desk, the person types their (new)
+ * password, checked against its hash; the escrow key is unwrapped in
+ * memory, each of the person's personal devices' escrow wraps is opened
+ * and its archive key wrapped under the password as the owner wrap;
+ * everything is wiped.  Wrong secrets count like failed logins.
+ */
+static int user_rewrap(struct http_req *r)
+{
+    static const char *const keys[] = {"escrow_passphrase", "password",
+                                       NULL};
+    struct srv *s = http_srv(r);
+    const struct http_auth *a = http_auth(r);
+    const char *addr = http_client_addr(r);
+    const char *name = http_param(r, 0), *pass, *pw;
+    struct cat_device_filter f;
+    struct rewrap_ctx c;
+    struct cat_user u, admin;
+    uint8_t pub[32], priv[32];
+    json_t *body;
+    int64_t wait;
+    size_t i, done = 0;
+    int rc, locked, have_admin = 0;
+
+    memset(&u, 0, sizeof(u));
+    memset(&admin, 0, sizeof(admin));
+    memset(&c, 0, sizeof(c));
+    memset(&f, 0, sizeof(f));
+    memset(priv, 0, sizeof(priv));
+    if ((body = http_json_body(r, keys)) == NULL)
+        goto done;
+    pass = json_string_value(json_object_get(body, "escrow_passphrase"));
+    pw = json_string_value(json_object_get(body, "password"));
+    if (pass == NULL || pw == NULL) {
+        http_respond_error(r, 400, "bad_request",
+                           "escrow_passphrase and password must be strings");
+        goto done;
+    }
+    if ((rc = cat_user_get_id(s->cat, a->user_id, &admin)) != 0) {
+        api_respond_cat_error(r, rc, "user");
+        goto done;
+    }
+    have_admin = 1;
+    if ((rc = cat_user_get(s->cat, name, &u)) != 0) {
+        api_respond_cat_error(r, rc, "user");
+        goto done;
+    }
+    if ((wait = keyring_throttle_wait(s, &admin, addr, &locked)) > 0 ||
+        (wait = keyring_throttle_wait(s, &u, NULL, &locked)) > 0) {
+        char v[32];
+
+        snprintf(v, sizeof(v), "%lld", (long long)wait);
+        http_set_header(r, "Retry-After", v);
+        http_respond_error(r, locked ? 423 : 429,
+                           locked ? "locked" : "too_many",
+                           "too many wrong secrets; try again in %lld "
+                           "seconds", (long long)wait);
+        goto done;
+    }
+    if (srv_password_verify(pw, strlen(pw), u.pw_hash) != 0) {
+        keyring_throttle_fail(s, &u, addr);
+        srv_audit(s, a->user_id, NULL, addr, "rewrap_failed", u.username,
+                  "{\"why\":\"password\"}");
+        http_respond_error(r, 403, "forbidden",
+                           "that is not %s's password; they type the "
+                           "password they log in with", u.username);
+        goto done;
+    }
+    if ((rc = keyring_escrow_open(s, pass, pub, priv)) != 0) {
+        if (rc == CAIRN_EAUTH)
+            keyring_throttle_fail(s, &admin, addr);
+        srv_audit(s, a->user_id, NULL, addr, "escrow_unlock_failed",
+                  u.username, "{\"purpose\":\"rewrap\"}");
+        if (rc == CAIRN_EAUTH)
+            http_respond_error(r, 403, "forbidden",
+                               "wrong escrow passphrase");
+        else
+            http_respond_error(r, 500, "server_error",
+                               "cannot open the escrow key: %s",
+                               cairn_strerror(rc));
+        goto done;
+    }
+    srv_audit(s, a->user_id, NULL, addr, "escrow_unlock", u.username,
+              "{\"purpose\":\"rewrap\"}");
+    c.pub = pub;
+    c.priv = priv;
+    c.pw = pw;
+    c.username = u.username;
+    f.owner_id = u.id;
+    f.category = "personal";
+    f.active_only = 1;
+    rc = cat_device_list(s->cat, &f, rewrap_make, &c);
+    cairn_wipe(priv, sizeof(priv));
+    if (rc != 0) {
+        http_respond_error(r, 500, "server_error",
+                           "cannot re-make the wraps: %s", cairn_strerror(rc));
+        goto done;
+    }
+    pthread_mutex_lock(&api_device_mutex);
+    for (i = 0; i < c.n; i++) {
+        struct cat_device d;
+
+        if ((rc = cat_device_get(s->cat, c.v[i].id, &d)) != 0)
+            break;
+        if (d.owner_id != u.id) {
+            cat_device_clear(&d);
+            continue;
+        }
+        free(d.wrap_owner);
+        d.wrap_owner = c.v[i].wrap;
+        d.wrap_owner_len = c.v[i].len;
+        c.v[i].wrap = NULL;
+        rc = cat_device_update(s->cat, &d);
+        cat_device_clear(&d);
+        if (rc != 0)
+            break;
+        done++;
+    }
+    pthread_mutex_unlock(&api_device_mutex);
+    if (rc != 0) {
+        api_respond_cat_error(r, rc, "device");
+        goto done;
+    }
+    srv_audit(s, a->user_id, NULL, addr, "rewrap", u.username,
+              "{\"devices\":%zu,\"failed\":%d}", done, c.failed);
+    http_respond_json(r, 200,
+                      json_pack("{s:I, s:i}", "rewrapped", (json_int_t)done,
+                                "failed", c.failed));
+
+done:
+    cairn_wipe(priv, sizeof(priv));
+    for (i = 0; i < c.n; i++)
+        free(c.v[i].wrap);
+    free(c.v);
+    if (have_admin)
+        cat_user_clear(&admin);
+    cat_user_clear(&u);
+    return 0;
+}
+
 /*
  * POST /api/v1/users/{name}/{disable|enable|unlock|reset-password}.
  * Disabling and a password reset revoke the user's sessions.
@@ -512,10 +780,12 @@ static int user_act(struct http_req *r)
     struct cat_user u;
     json_t *body = NULL;
     char *h = NULL, action[32];
-    int rc, revoke = 0;
+    int rc, revoke = 0, dropped = 0;
     size_t blen;
 
     memset(&u, 0, sizeof(u));
+    if (strcmp(act, "rewrap") == 0)
+        return user_rewrap(r);
     if (strcmp(act, "reset-password") == 0) {
         if ((body = http_json_body(r, keys)) == NULL)
             goto done;
@@ -525,7 +795,7 @@ static int user_act(struct http_req *r)
                strcmp(act, "unlock") != 0) {
         http_respond_error(r, 404, "not_found",
                            "no such action: %s (disable, enable, unlock, "
-                           "reset-password)", act);
+                           "reset-password, rewrap)", act);
         goto done;
     } else if (http_body(r, &blen) != NULL && blen > 0) {
         /* An empty object is fine; anything else is a mistake. */
@@ -573,6 +843,19 @@ static int user_act(struct http_req *r)
         rc != CAIRN_ENOENT) {
         api_respond_cat_error(r, rc, "session");
         goto done;
+    }
+    if (revoke)
+        (void)keyring_drop_user(keyring_process(), u.id, NULL);
+    if (strcmp(act, "reset-password") == 0) {
+        /* The owner wraps were under the old password: drop them; the
+         * IT office re-makes them from escrow (rewrap) at the desk. */
+        if ((rc = owner_wraps_drop(s, u.id, &dropped)) != 0) {
+            api_respond_cat_error(r, rc, "device");
+            goto done;
+        }
+        srv_audit(s, a->user_id, NULL, http_client_addr(r),
+                  "owner_wraps_dropped", u.username, "{\"devices\":%d}",
+                  dropped);
     }
     snprintf(action, sizeof(action), "user_%s", act);
     srv_audit(s, a->user_id, NULL, http_client_addr(r), action, u.username,

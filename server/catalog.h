@@ -191,4 +191,154 @@ typedef int (*cat_audit_fn)(void *arg, const struct cat_audit *a);
 int cat_audit_list(struct catalog *c, const struct cat_audit_filter *f,
                    cat_audit_fn fn, void *arg);
 
+/* ---- restore requests (catalog_requests.c) ---- */
+/*
+ * A person asks the IT office to restore (part of) a shared device of
+ * their department; an administrator fulfils it (a push restore or a
+ * download) or declines it, once.
+ */
+struct cat_request {
+    int64_t id;
+    int64_t created;
+    int64_t requester_id;
+    int64_t dept_id;        /* the requester's (and device's) department */
+    char device_id[33];
+    char *paths;            /* JSON array of absolute paths (malloc'ed) */
+    char version[65];       /* snapshot id or prefix; "" for as_of/latest */
+    int64_t as_of;          /* 0: latest (or version) */
+    char destination[256];  /* where to, in the requester's words */
+    char reason[1024];
+    char state[16];         /* "open", "fulfilled", "declined" */
+    int64_t decided_by, decided_at; /* 0 while open */
+    char how[16];           /* "push", "download" or "" */
+    char outcome[1024];     /* the decline reason or the fulfiller's note */
+    int64_t push_id;        /* the push restore that fulfilled it, or 0 */
+};
+/* Add an open request (r->state, decided_*, how, outcome and push_id are
+ * ignored) and set r->id.  CAIRN_ENOENT if the requester or device does
+ * not exist. */
+int cat_request_add(struct catalog *c, struct cat_request *r);
+/* A request by id.  CAIRN_ENOENT if none.  Clear *out with
+ * cat_request_clear. */
+int cat_request_get(struct catalog *c, int64_t id, struct cat_request *out);
+/* Free what cat_request_get allocated.  NULL is fine. */
+void cat_request_clear(struct cat_request *r);
+struct cat_request_filter {
+    const char *state;     /* NULL: any */
+    int64_t requester_id;  /* 0: any */
+    const char *device_id; /* NULL: any */
+    int64_t dept_id;       /* 0: any */
+    int limit;             /* 0: 1000 */
+};
+typedef int (*cat_request_fn)(void *arg, const struct cat_request *r);
+/* Call fn on the requests matching f (NULL: any), oldest first; stops at
+ * (and returns) the first non-zero result of fn.  fn may call the
+ * catalog. */
+int cat_request_list(struct catalog *c, const struct cat_request_filter *f,
+                     cat_request_fn fn, void *arg);
+/*
+ * Decide an open request: state "fulfilled" (how "push" or "download",
+ * outcome a note, push_id or 0) or "declined" (outcome the reason, how "",
+ * push_id 0), by user `by` at time `at`.  A request is decided once:
+ * CAIRN_EEXIST if it was decided already, CAIRN_ENOENT if there is no such
+ * request, CAIRN_EINVAL for another state.
+ */
+int cat_request_decide(struct catalog *c, int64_t id, const char *state,
+                       int64_t by, int64_t at, const char *how,
+                       const char *outcome, int64_t push_id);
+
+/* ---- push restores and restore records (catalog_push.c) ---- */
+
+/*
+ * A push restore: an administrator restores a source device's files onto
+ * another enrolled device (the target), whose cairn fetches the job and
+ * writes them.  state: "queued", "running", "done", "failed".
+ */
+struct cat_push {
+    int64_t id;
+    int64_t created, created_by;
+    char source_device[33], target_device[33];
+    char snapshot[65];       /* snapshot id, resolved when queued */
+    char *paths;             /* JSON array of absolute paths */
+    char target_dir[1024];   /* on the target device */
+    uint8_t *wrapped_key;    /* opaque to the server */
+    size_t wrapped_key_len;
+    char state[16];
+    int64_t updated, files, bytes;
+    char error[512];
+    int64_t request_id;      /* the restore request it fulfils, or 0 */
+};
+/* Add a queued job and set p->id.  CAIRN_ENOENT if a device or the user
+ * does not exist. */
+int cat_push_add(struct catalog *c, struct cat_push *p);
+int cat_push_get(struct catalog *c, int64_t id, struct cat_push *out);
+/* Set the state, counts and error (NULL: "") and updated = now. */
+int cat_push_set_state(struct catalog *c, int64_t id, const char *state,
+                       int64_t files, int64_t bytes, const char *error,
+                       int64_t now);
+struct cat_push_filter {
+    const char *device;   /* source or target; NULL: any */
+    const char *target;   /* target only; NULL: any */
+    const char *source;   /* source only; NULL: any */
+    int active_only;      /* queued or running */
+    int limit;            /* 0: 1000 */
+};
+typedef int (*cat_push_fn)(void *arg, const struct cat_push *p);
+/* Newest first. */
+int cat_push_list(struct catalog *c, const struct cat_push_filter *f,
+                  cat_push_fn fn, void *arg);
+void cat_push_clear(struct cat_push *p);
+
+/*
+ * A restore record: who restored what of which device, and how much.
+ * id: 32 random hex digits, made by the caller.  Bound to its caller (a
+ * person's user id, or a device).  state: "running", then "done",
+ * "failed" or "interrupted".
+ */
+struct cat_restore {
+    char id[33];
+    int64_t created;
+    int64_t user_id;        /* the person, or 0 */
+    char caller_device[33]; /* the device, or "" */
+    char device_id[33];     /* whose archive */
+    char snapshot[65];
+    char *paths;            /* JSON array */
+    char target[1024];
+    int64_t push_id;
+    char state[16];
+    int64_t finished, files, bytes, errors;
+};
+int cat_restore_add(struct catalog *c, const struct cat_restore *r);
+int cat_restore_get(struct catalog *c, const char *id,
+                    struct cat_restore *out);
+/* Finish a running record (CAIRN_EEXIST if it is finished already). */
+int cat_restore_finish(struct catalog *c, const char *id, const char *state,
+                       int64_t files, int64_t bytes, int64_t errors,
+                       int64_t now);
+void cat_restore_clear(struct cat_restore *r);
+
+/* ---- agent settings pushed by the server (catalog_settings.c) ---- */
+/*
+ * The settings the IT office sets for agents, for the organisation
+ * (dept_id 0) or one department (overriding the organisation's):
+ * body is a JSON object of settings, locked a JSON array of the keys the
+ * agent's own file may not override (both checked by the API, stored as
+ * given).  updated_by is a user id.
+ */
+struct cat_settings {
+    char *body;
+    char *locked;
+    int64_t updated, updated_by;
+};
+/* CAIRN_ENOENT if never set. */
+int cat_settings_get(struct catalog *c, int64_t dept_id,
+                     struct cat_settings *out);
+/* Create or replace (body and locked must not be NULL: CAIRN_EINVAL). */
+int cat_settings_set(struct catalog *c, int64_t dept_id,
+                     const struct cat_settings *s);
+/* CAIRN_ENOENT if there were none. */
+int cat_settings_delete(struct catalog *c, int64_t dept_id);
+/* Free the strings.  NULL is fine. */
+void cat_settings_clear(struct cat_settings *s);
+
 #endif

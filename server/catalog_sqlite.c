@@ -267,11 +267,13 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_AUDIT_ADD] = "INSERT INTO audit (time, user_id, device_id, addr, "
                     "action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5, "
                     "?6, ?7)",
-    [S_AUDIT_LIST] = "SELECT id, time, user_id, device_id, addr, action, "
-                     "target, detail FROM audit WHERE (?1 = 0 OR time >= ?1) "
-                     "AND (?2 = 0 OR time <= ?2) AND (?3 = 0 OR user_id = ?3) "
-                     "AND (?4 IS NULL OR action = ?4) AND (?5 IS NULL OR "
-                     "device_id = ?5) ORDER BY id LIMIT ?6",
+    /* The newest `limit` entries that match, oldest first. */
+    [S_AUDIT_LIST] = "SELECT * FROM (SELECT id, time, user_id, device_id, "
+                     "addr, action, target, detail FROM audit WHERE (?1 = 0 "
+                     "OR time >= ?1) AND (?2 = 0 OR time <= ?2) AND (?3 = 0 "
+                     "OR user_id = ?3) AND (?4 IS NULL OR action = ?4) AND "
+                     "(?5 IS NULL OR device_id = ?5) ORDER BY id DESC LIMIT "
+                     "?6) ORDER BY id",
 };
 
 _Static_assert(S_COUNT <= CAT_STMT_MAX, "raise CAT_STMT_MAX");

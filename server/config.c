@@ -31,6 +31,8 @@ static void defaults(struct srv_config *c)
     c->lockout_lock_after = 10;
     c->lockout_lock_secs = 900;
     c->max_pack_bytes = (uint64_t)1 << 30;
+    c->download_max_bytes = (uint64_t)10 << 30;
+    c->escrow_unlock_secs = 900;
 }
 
 enum kind { K_STR, K_INT, K_LEVEL };
@@ -66,6 +68,8 @@ static const struct key keys[] = {
     INT(lockout_lock_after, 1, 1, 1000000),
     INT(lockout_lock_secs, 1, 0, 100000000),
     INT(max_pack_bytes, 0, 4096, INT64_MAX),
+    INT(download_max_bytes, 0, 0, INT64_MAX),
+    INT(escrow_unlock_secs, 1, 60, 86400),
 };
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};

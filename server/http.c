@@ -48,6 +48,11 @@ static const struct http_route *const route_tables[] = {
     api_org_routes,
     api_device_routes,
     api_object_routes,
+    api_restore_routes,
+    api_push_routes,
+    api_request_routes,
+    api_audit_routes,
+    api_settings_routes,
 };
 #define NTABLES (sizeof(route_tables) / sizeof(route_tables[0]))
 
@@ -1029,4 +1034,67 @@ int http_respond_fd(struct http_req *r, unsigned status, int fd, uint64_t off,
     }
     rc = answer(r, status, resp, "application/octet-stream", len);
     return rc;
+}
+
+/* ---- streamed answers ---- */
+
+struct stream_answer {
+    http_stream_read_fn read;
+    http_stream_done_fn done;
+    void *arg;
+    int finished; /* read said "the end" */
+};
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct stream_answer *sa = cls;
+    long long n;
+
+    (void)pos;
+    if (sa->finished)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    n = sa->read(sa->arg, (uint8_t *)buf, max);
+    if (n < 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (n == 0) {
+        sa->finished = 1;
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    return (ssize_t)(n > (long long)max ? (long long)max : n);
+}
+
+static void stream_free(void *cls)
+{
+    struct stream_answer *sa = cls;
+
+    sa->done(sa->arg, sa->finished);
+    free(sa);
+}
+
+/* See http.h. */
+int http_respond_stream(struct http_req *r, unsigned status,
+                        const char *content_type, http_stream_read_fn read,
+                        http_stream_done_fn done, void *arg)
+{
+    struct MHD_Response *resp;
+    struct stream_answer *sa;
+
+    if ((sa = calloc(1, sizeof(*sa))) == NULL) {
+        done(arg, 0);
+        return CAIRN_ENOMEM;
+    }
+    sa->read = read;
+    sa->done = done;
+    sa->arg = arg;
+    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 256 * 1024,
+                                             stream_reader, sa, stream_free);
+    if (resp == NULL) {
+        free(sa);
+        done(arg, 0);
+        return CAIRN_ENOMEM;
+    }
+    /* answer() destroys resp on failure, which calls stream_free. */
+    return answer(r, status, resp,
+                  content_type ? content_type : "application/octet-stream",
+                  0);
 }

@@ -69,6 +69,11 @@ extern const struct http_route api_org_routes[];
 extern const struct http_route api_device_routes[];
 extern const struct http_route api_object_routes[];
 extern const struct http_route api_misc_routes[]; /* healthz, metrics */
+extern const struct http_route api_restore_routes[]; /* browse, download */
+extern const struct http_route api_push_routes[];    /* push restores */
+extern const struct http_route api_request_routes[]; /* restore requests */
+extern const struct http_route api_audit_routes[];   /* the audit log */
+extern const struct http_route api_settings_routes[]; /* agent settings */
 
 /* Start serving on the configured address with TLS; stop. */
 int http_start(struct srv *s, const char *cert_pem, const char *key_pem);
@@ -116,5 +121,22 @@ int http_respond_bytes(struct http_req *r, unsigned status,
 /* Answer with len bytes of fd from off (the framework closes fd). */
 int http_respond_fd(struct http_req *r, unsigned status, int fd, uint64_t off,
                     uint64_t len);
+
+/*
+ * A streamed answer whose bytes are made while it is sent (downloads).
+ * read is called later, on the server's threads, after the handler has
+ * returned: it fills up to max bytes of buf and returns how many (> 0), 0
+ * at the end, or -1 on a failure (the connection is then cut, so the
+ * client sees an incomplete answer).  done(arg, complete) is called once
+ * when the answer is finished or abandoned (complete: every byte was
+ * made), also when this call fails; it frees arg.  The length is unknown
+ * (chunked transfer encoding).
+ */
+typedef long long (*http_stream_read_fn)(void *arg, uint8_t *buf,
+                                         size_t max);
+typedef void (*http_stream_done_fn)(void *arg, int complete);
+int http_respond_stream(struct http_req *r, unsigned status,
+                        const char *content_type, http_stream_read_fn read,
+                        http_stream_done_fn done, void *arg);
 
 #endif

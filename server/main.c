@@ -31,6 +31,7 @@
 #include "cairn/seal.h"
 #include "auth.h"
 #include "http.h"
+#include "keyring.h"
 #include "srv.h"
 
 #ifndef CAIRN_VERSION
@@ -590,10 +591,12 @@ static int cmd_serve(const struct opts *o, struct srv *s)
             break;
         if (sig == SIGHUP)
             srv_log(SRV_LOG_INFO, "SIGHUP ignored (restart to reload)");
-        /* Every minute: forget expired sessions. */
+        /* Every minute: forget expired sessions, and wipe the archive
+         * keys held for them. */
         int64_t now = srv_now();
         cat_session_expire(s->cat, now - s->cfg.session_idle_secs,
                            now - s->cfg.session_max_secs);
+        keyring_srv_sweep(s);
     }
     srv_log(SRV_LOG_INFO, "%s: finishing requests in flight, then stopping",
             sig == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -40,6 +40,8 @@ struct srv_config {
     int lockout_lock_after;     /* 10 */
     int lockout_lock_secs;      /* 900 */
     uint64_t max_pack_bytes;    /* 1 GiB */
+    uint64_t download_max_bytes;/* 10 GiB: largest server-side download */
+    int64_t escrow_unlock_secs; /* 900: an admin's escrow unlock lasts */
 };
 
 /* Counters for /metrics (Prometheus text). */

@@ -23,7 +23,8 @@ import csv
 import statistics
 import sys
 
-PHASES = ["init", "full", "nochange", "incr", "restore", "verify", "check", "check_data"]
+PHASES = ["init", "full", "nochange", "incr", "restore", "verify", "check", "check_data",
+          "srv_restore", "srv_verify"]
 
 
 def fnum(s):
@@ -121,7 +122,7 @@ def main():
                 rs = []
                 for col in ("wall_s", "max_rss_kib", "repo_bytes"):
                     o, c = stat(t, p, col), stat(ref, p, col)
-                    if p == "verify" and col != "repo_bytes":
+                    if p in ("verify", "srv_verify") and col != "repo_bytes":
                         o = None  # the verify phase times the comparison, not the tool
                     rs.append(fmt(o / c if o is not None and c else None, 2, 6))
                 line += " | " + " ".join(rs).rjust(max(20, len("%s/%s" % (t, ref))))
@@ -153,7 +154,7 @@ def main():
 
     thr = []
     for t in tools:
-        for p in ("full", "restore"):
+        for p in ("full", "restore", "srv_restore"):
             v = med(fnum(r["mb_per_s"]) for r in cells.get((t, p), []))
             if v is not None:
                 thr.append("%s %s %.1f MB/s" % (t, p, v))

@@ -4,7 +4,12 @@
  * Three phases:
  *   1. plan: walk the trees from the chosen path, create the directories
  *      (mode 0700 for now), look up every content blob, and collect the
- *      files, symlinks, special files and hard links;
+ *      files, symlinks, special files and hard links; in a directory this
+ *      run did not create, look at what is there already (an entry in
+ *      place from an earlier run is left alone; something different is
+ *      handled by the existing-entry policy) and remove temporary files an
+ *      interrupted run left; group small files into units fetched
+ *      together;
  *   2. contents: rs_write_files (restore_files.c) writes the files with a
  *      pool of workers, each file's metadata applied when it is complete;
  *   3. the rest: hard links, symlinks and special files, then the
@@ -14,6 +19,7 @@
  * A file whose content is missing or does not authenticate is reported
  * (CAIRN_EV_DAMAGED_FILE) and removed: no file is left with wrong content.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -27,6 +33,8 @@
 #include <unistd.h>
 
 #include "cairn/blob.h"
+#include "cairn/buf.h"
+#include "cairn/crypto.h"
 #include "cairn/err.h"
 #include "cairn/restore.h"
 #include "restore/restore_int.h"
@@ -34,6 +42,9 @@
 #define SPLIT_MIN (48u * 1024 * 1024) /* files above this are split ... */
 #define PART_LEN (16u * 1024 * 1024)  /* ... in pieces of about this */
 #define ARENA_BLOCK (256u * 1024)
+#define UNIT_BYTES (4u * 1024 * 1024) /* small files fetched together ... */
+#define UNIT_FILES 256                /* ... up to these limits */
+#define TMP_PREFIX ".cairn-tmp."
 
 struct rs_arena {
     struct rs_arena *next;
@@ -223,22 +234,200 @@ static void path_meta(struct rs *rs, const char *path,
         rs_file_error(rs, path, errno, "cannot set times");
 }
 
-/* Create a directory, or accept an existing one (not a symlink to one). */
+/*
+ * Create a directory: 1 if made, 0 if one is there already (not a symlink
+ * to one), -1 with errno otherwise (EEXIST: something else is there).
+ */
 static int make_dir(const char *path)
 {
     struct stat st;
 
     if (mkdir(path, 0700) == 0)
-        return 0;
+        return 1;
     if (errno != EEXIST)
         return -1;
     if (lstat(path, &st) != 0)
         return -1;
     if (S_ISDIR(st.st_mode))
         return 0;
-    if (unlink(path) != 0)
-        return -1;
-    return mkdir(path, 0700);
+    errno = EEXIST;
+    return -1;
+}
+
+/*
+ * The k-th other name (k >= 1) for name in the directory dir[0..dl):
+ * "stem (restored TAG).ext", then "stem (restored TAG k).ext", written
+ * whole to out (PATH_MAX bytes).  Directories keep no extension.  Returns
+ * its length, or 0 if it would be too long.
+ */
+static size_t alt_path(const struct rs *rs, const char *dir, size_t dl,
+                       const char *name, int k, int is_dir, char *out)
+{
+    const char *dot = is_dir ? NULL : strrchr(name, '.');
+    char suffix[64];
+    size_t stem, ext, sl;
+    int n;
+
+    if (dot == name || (dot != NULL && strlen(dot) > 16))
+        dot = NULL;
+    stem = dot != NULL ? (size_t)(dot - name) : strlen(name);
+    ext = dot != NULL ? strlen(dot) : 0;
+    if (k == 1)
+        n = snprintf(suffix, sizeof(suffix), " (restored %s)", rs->tag);
+    else
+        n = snprintf(suffix, sizeof(suffix), " (restored %s %d)", rs->tag,
+                     k);
+    if (n < 0 || (size_t)n >= sizeof(suffix))
+        return 0;
+    sl = (size_t)n;
+    if (stem + sl + ext > NAME_MAX || dl + 1 + stem + sl + ext >= PATH_MAX)
+        return 0;
+    memcpy(out, dir, dl);
+    out[dl] = '/';
+    memcpy(out + dl + 1, name, stem);
+    memcpy(out + dl + 1 + stem, suffix, sl);
+    memcpy(out + dl + 1 + stem + sl, name + stem, ext);
+    out[dl + 1 + stem + sl + ext] = '\0';
+    return dl + 1 + stem + sl + ext;
+}
+
+/* Is what st describes (at path) the entry e, restored already?  length:
+ * a regular file's content length. */
+static int same_entry(const struct rs *rs, const struct stat *st,
+                      const char *path, const struct cairn_tree_entry *e,
+                      uint64_t length)
+{
+    char target[PATH_MAX];
+    ssize_t n;
+
+    switch (e->type) {
+    case CAIRN_NODE_FILE:
+        return S_ISREG(st->st_mode) && (uint64_t)st->st_size == length &&
+               (int64_t)st->st_mtim.tv_sec * 1000000000 +
+                       st->st_mtim.tv_nsec ==
+                   e->mtime_ns &&
+               (st->st_mode & 07777) == (e->mode & 07777) &&
+               (!rs->o->restore_owner ||
+                (st->st_uid == e->uid && st->st_gid == e->gid));
+    case CAIRN_NODE_SYMLINK:
+        if (!S_ISLNK(st->st_mode))
+            return 0;
+        n = readlink(path, target, sizeof(target));
+        return n >= 0 && (size_t)n == strlen(e->target) &&
+               memcmp(target, e->target, (size_t)n) == 0;
+    case CAIRN_NODE_FIFO:
+        return S_ISFIFO(st->st_mode);
+    case CAIRN_NODE_SOCK:
+        return S_ISSOCK(st->st_mode);
+    case CAIRN_NODE_CHR:
+        return S_ISCHR(st->st_mode) && st->st_rdev == (dev_t)e->rdev;
+    case CAIRN_NODE_BLK:
+        return S_ISBLK(st->st_mode) && st->st_rdev == (dev_t)e->rdev;
+    default:
+        return 0;
+    }
+}
+
+/* Count and report an existing entry left alone (SKIP). */
+static void keep_existing(struct rs *rs, const char *path)
+{
+    rs->res->kept++;
+    rs_event(rs, CAIRN_EV_INFO, path, NULL, CAIRN_EEXIST, EEXIST,
+             "something different is there already; left alone");
+}
+
+/*
+ * Where an entry other than a directory goes, when its directory was not
+ * made by this run: enum rs_place (RS_FAIL reported), or CAIRN_ENOMEM.  With RENAME, *path
+ * may become another name (in the arena); dl is the length of the
+ * directory part of *path.
+ */
+static int place_entry(struct rs *rs, const struct cairn_tree_entry *e,
+                       uint64_t length, char **path, size_t dl)
+{
+    const char *name = *path + dl + 1;
+    char alt[PATH_MAX];
+    struct stat st;
+    size_t n;
+    int k, free_name;
+
+    if (lstat(*path, &st) != 0) {
+        if (errno == ENOENT)
+            return RS_NEW;
+        rs_file_error(rs, *path, errno, "cannot look at what is there");
+        return RS_FAIL;
+    }
+    if (same_entry(rs, &st, *path, e, length))
+        return RS_DONE;
+    switch (rs->o->existing) {
+    case CAIRN_RESTORE_SKIP:
+        keep_existing(rs, *path);
+        return RS_KEEP;
+    case CAIRN_RESTORE_RENAME:
+        for (k = 1; k < 100; k++) {
+            if ((n = alt_path(rs, *path, dl, name, k, 0, alt)) == 0)
+                break;
+            if (lstat(alt, &st) == 0)
+                free_name = 0;
+            else if (errno == ENOENT)
+                free_name = 1;
+            else
+                break;
+            if (free_name || same_entry(rs, &st, alt, e, length)) {
+                if ((*path = arena_dup(rs, alt, n)) == NULL)
+                    return CAIRN_ENOMEM;
+                if (free_name)
+                    rs->res->renamed++;
+                return free_name ? RS_NEW : RS_DONE;
+            }
+        }
+        rs_file_error(rs, *path, EEXIST,
+                      "something different is there and no other name is "
+                      "free; not restored");
+        return RS_FAIL;
+    default:
+        return RS_NEW;
+    }
+}
+
+/* Remove the temporary files an interrupted restore left in dir (an
+ * existing directory; "" is the root). */
+static void remove_tmps(const char *dir)
+{
+    struct dirent *de;
+    DIR *d;
+
+    if ((d = opendir(dir[0] != '\0' ? dir : "/")) == NULL)
+        return;
+    while ((de = readdir(d)) != NULL)
+        if (strncmp(de->d_name, TMP_PREFIX, sizeof(TMP_PREFIX) - 1) == 0)
+            unlinkat(dirfd(d), de->d_name, 0);
+    closedir(d);
+}
+
+/* The temporary name of path (in the arena): ".cairn-tmp.<name>" beside
+ * it, or ".cairn-tmp.#<hash>" when that would be too long. */
+static char *tmp_name(struct rs *rs, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    size_t dl = slash != NULL ? (size_t)(slash - path) : 0, nl;
+    char buf[PATH_MAX], hex[2 * 32 + 1];
+    uint8_t h[32];
+    int n;
+
+    nl = strlen(path) - dl - 1;
+    if (nl + sizeof(TMP_PREFIX) - 1 <= NAME_MAX) {
+        n = snprintf(buf, sizeof(buf), "%.*s/" TMP_PREFIX "%s", (int)dl,
+                     path, path + dl + 1);
+    } else {
+        cairn_sha256(path + dl + 1, nl, h);
+        cairn_hex_encode(h, 16, hex);
+        n = snprintf(buf, sizeof(buf), "%.*s/" TMP_PREFIX "#%s", (int)dl,
+                     path, hex);
+    }
+    if (n < 0 || (size_t)n >= sizeof(buf))
+        return NULL;
+    return arena_dup(rs, buf, (size_t)n);
 }
 
 /* mkdir -p for the target. */
@@ -274,17 +463,17 @@ static int name_ok(const char *name)
 
 static int plan_tree(struct rs *rs, struct cairn_blob_codec *codec,
                      const uint8_t id[CAIRN_ID_LEN], char *fp, size_t fl,
-                     char *sp, size_t sl);
+                     char *sp, size_t sl, int fresh);
 
 static int plan_file(struct rs *rs, const struct cairn_tree_entry *e,
-                     char *path, char *spath)
+                     char *path, char *spath, size_t dl, int fresh)
 {
     struct cairn_blob_loc loc;
     struct rs_file *f;
     struct rs_chunk *c;
     uint64_t off = 0;
     uint32_t i;
-    int rc;
+    int rc, place = RS_NEW;
 
     if (rs->nchunks + e->ncontent < rs->nchunks)
         return CAIRN_ENOMEM;
@@ -318,6 +507,13 @@ static int plan_file(struct rs *rs, const struct cairn_tree_entry *e,
         if (loc.raw_length > rs->max_raw)
             rs->max_raw = loc.raw_length;
     }
+    if (!fresh) {
+        place = place_entry(rs, e, off, &path, dl);
+        if (place < 0)
+            return place;
+        if (place == RS_FAIL)
+            return 0;
+    }
     if ((rc = push(&rs->files, &rs->nfiles, &rs->files_cap,
                    sizeof(*rs->files))) != 0)
         return rc;
@@ -330,6 +526,7 @@ static int plan_file(struct rs *rs, const struct cairn_tree_entry *e,
     f->nchunks = e->ncontent;
     f->length = off;
     f->primary = -1;
+    f->place = place;
     rs->nchunks += e->ncontent;
     return 0;
 }
@@ -340,12 +537,12 @@ static int plan_file(struct rs *rs, const struct cairn_tree_entry *e,
  */
 static int plan_entry(struct rs *rs, struct cairn_blob_codec *codec,
                       const struct cairn_tree_entry *e, char *fp, size_t fl,
-                      char *sp, size_t sl)
+                      char *sp, size_t sl, int fresh)
 {
     size_t n = strlen(e->name);
     struct rs_node *node;
     char *path, *spath;
-    int rc;
+    int rc, made, place;
 
     if (rs_cancelled(rs))
         return CAIRN_ECANCELED;
@@ -369,9 +566,42 @@ static int plan_entry(struct rs *rs, struct cairn_blob_codec *codec,
 
     switch (e->type) {
     case CAIRN_NODE_FILE:
-        return plan_file(rs, e, path, spath);
+        return plan_file(rs, e, path, spath, fl, fresh);
     case CAIRN_NODE_DIR:
-        if (make_dir(path) != 0) {
+        made = make_dir(path);
+        if (made < 0 && errno == EEXIST) {
+            /* Something other than a directory holds the name. */
+            if (rs->o->existing == CAIRN_RESTORE_SKIP) {
+                keep_existing(rs, path);
+                return 0;
+            }
+            if (rs->o->existing == CAIRN_RESTORE_RENAME) {
+                size_t an = 0;
+                int k;
+
+                for (k = 1, made = -1; k < 100 && made < 0; k++) {
+                    if ((an = alt_path(rs, fp, fl, e->name, k, 1,
+                                       rs->scratch)) == 0)
+                        break;
+                    made = make_dir(rs->scratch);
+                }
+                if (made < 0) {
+                    rs_file_error(rs, path, EEXIST,
+                                  "something else is there and no other "
+                                  "name is free; not restored");
+                    return 0;
+                }
+                /* Its entries go under the new name. */
+                memcpy(fp, rs->scratch, an + 1);
+                n = an - fl - 1;
+                if ((path = arena_dup(rs, fp, an)) == NULL)
+                    return CAIRN_ENOMEM;
+                rs->res->renamed++;
+            } else if (unlink(path) == 0) {
+                made = make_dir(path);
+            }
+        }
+        if (made < 0) {
             rs_file_error(rs, path, errno, "cannot create directory");
             return 0;
         }
@@ -383,11 +613,17 @@ static int plan_entry(struct rs *rs, struct cairn_blob_codec *codec,
         node->path = path;
         node->spath = spath;
         node->file = -1;
+        node->done = 0;
         if (!e->has_subtree)
             return 0;
         return plan_tree(rs, codec, e->subtree, fp, fl + 1 + n, sp,
-                         sl + 1 + n);
+                         sl + 1 + strlen(e->name), made == 1);
     default:
+        place = RS_NEW;
+        if (!fresh && (place = place_entry(rs, e, 0, &path, fl)) < 0)
+            return place;
+        if (place == RS_FAIL || place == RS_KEEP)
+            return 0;
         if ((rc = push(&rs->others, &rs->nothers, &rs->others_cap,
                        sizeof(*rs->others))) != 0)
             return rc;
@@ -396,18 +632,21 @@ static int plan_entry(struct rs *rs, struct cairn_blob_codec *codec,
         node->path = path;
         node->spath = spath;
         node->file = -1;
+        node->done = place == RS_DONE;
         return 0;
     }
 }
 
 static int plan_tree(struct rs *rs, struct cairn_blob_codec *codec,
                      const uint8_t id[CAIRN_ID_LEN], char *fp, size_t fl,
-                     char *sp, size_t sl)
+                     char *sp, size_t sl, int fresh)
 {
     struct cairn_tree *t;
     uint32_t i;
     int rc;
 
+    if (!fresh)
+        remove_tmps(fp);
     rc = cairn_repo_read_tree(rs->repo, codec, id, &t);
     if (rc == CAIRN_ENOMEM)
         return rc;
@@ -425,7 +664,8 @@ static int plan_tree(struct rs *rs, struct cairn_blob_codec *codec,
     }
     rs->trees[rs->ntrees++] = t;
     for (i = 0; i < t->nentries; i++) {
-        if ((rc = plan_entry(rs, codec, &t->entries[i], fp, fl, sp, sl)))
+        if ((rc = plan_entry(rs, codec, &t->entries[i], fp, fl, sp, sl,
+                             fresh)))
             return rc;
         fp[fl] = '\0';
         sp[sl] = '\0';
@@ -533,6 +773,7 @@ static int plan_hardlinks(struct rs *rs)
             node->path = rs->files[v[g]].path;
             node->spath = rs->files[v[g]].spath;
             node->file = (long)v[g];
+            node->done = 0;
         }
     }
 out:
@@ -550,22 +791,34 @@ static int plan_items(struct rs *rs)
 
     for (i = 0; i < rs->nfiles; i++) {
         f = &rs->files[i];
-        if (f->primary >= 0)
+        if (f->primary >= 0 || f->place == RS_KEEP)
             continue;
+        if (f->place == RS_DONE) {
+            rs->res->skipped_files++;
+            rs->res->skipped_bytes += f->length;
+            continue;
+        }
+        if ((f->tmp = tmp_name(rs, f->path)) == NULL) {
+            rs_file_error(rs, f->path, ENAMETOOLONG, "path too long");
+            atomic_store(&f->failed, 1);
+            continue;
+        }
         rs->files_total++;
         rs->bytes_total += f->length;
         f->split = f->length > SPLIT_MIN && f->nchunks > 1;
         if (f->split) {
-            fd = open(f->path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC |
-                                   O_NOFOLLOW, 0600);
+            fd = open(f->tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC |
+                                  O_NOFOLLOW, 0600);
             if (fd < 0) {
                 rs_file_error(rs, f->path, errno, "cannot create");
+                atomic_store(&f->failed, 1);
                 continue;
             }
             if (ftruncate(fd, (off_t)f->length) != 0) {
                 rs_file_error(rs, f->path, errno, "cannot set length");
+                atomic_store(&f->failed, 1);
                 close(fd);
-                unlink(f->path);
+                unlink(f->tmp);
                 continue;
             }
             close(fd);
@@ -594,16 +847,73 @@ static int plan_items(struct rs *rs)
     return 0;
 }
 
+/*
+ * Cut the items into units: runs of whole small files whose blobs one
+ * worker fetches together (UNIT_BYTES stored, UNIT_FILES files at most),
+ * and every other item alone.
+ */
+static int plan_units(struct rs *rs)
+{
+    size_t i = 0, k, n, cap = 0;
+    const struct rs_item *it;
+    uint64_t acc, len;
+    int rc;
+
+    while (i < rs->nitems) {
+        if ((rc = push(&rs->units, &rs->nunits, &cap,
+                       sizeof(*rs->units))) != 0)
+            return rc;
+        rs->units[rs->nunits].i0 = i;
+        for (acc = 0, n = 0; i < rs->nitems; i++, n++) {
+            it = &rs->items[i];
+            for (len = 0, k = it->c0; k < it->c1; k++)
+                len += rs->chunks[k].length;
+            if (rs->files[it->f].split || len > UNIT_BYTES / 4) {
+                if (n == 0)
+                    i++; /* alone */
+                break;
+            }
+            if (n == UNIT_FILES || acc + len > UNIT_BYTES)
+                break;
+            acc += len;
+        }
+        rs->units[rs->nunits++].i1 = i;
+    }
+    return 0;
+}
+
 static void restore_other(struct rs *rs, const struct rs_node *nd)
 {
     const struct cairn_tree_entry *e = nd->e;
-    const struct rs_file *pf;
+    const struct rs_file *pf, *f;
+    struct stat sa, sb;
     mode_t m;
     int rc;
 
+    if (nd->done) {
+        /* There already, from an earlier run. */
+        if (e->type == CAIRN_NODE_SYMLINK)
+            rs->res->links++;
+        else
+            rs->res->specials++;
+        return;
+    }
     switch (e->type) {
     case CAIRN_NODE_FILE: /* a hard link */
-        pf = &rs->files[rs->files[nd->file].primary];
+        f = &rs->files[nd->file];
+        pf = &rs->files[f->primary];
+        if (f->place == RS_KEEP)
+            return; /* counted already */
+        if (pf->place == RS_KEEP) {
+            keep_existing(rs, nd->path);
+            return;
+        }
+        if (f->place == RS_DONE && stat(pf->path, &sa) == 0 &&
+            lstat(nd->path, &sb) == 0 && sa.st_ino == sb.st_ino &&
+            sa.st_dev == sb.st_dev) {
+            rs->res->skipped_files++;
+            return;
+        }
         if (atomic_load(&pf->damaged)) {
             rs_damaged(rs, nd->spath, CAIRN_ECORRUPT,
                        "hard link to a file whose content is damaged");
@@ -671,7 +981,7 @@ static void remove_unfinished(struct rs *rs)
 
     for (i = 0; i < rs->nfiles; i++)
         if (rs->files[i].split && atomic_load(&rs->files[i].parts_left) > 0)
-            unlink(rs->files[i].path);
+            unlink(rs->files[i].tmp);
 }
 
 /*
@@ -696,13 +1006,16 @@ int cairn_restore(struct cairn_repo *r, const struct cairn_snapshot *s,
     struct rs rs;
     char *fp, *sp;
     size_t fl, sl, i;
+    struct tm tm;
+    time_t ts;
     long ncpu;
     int rc;
 
     memset(&res, 0, sizeof(res));
     memset(&rs, 0, sizeof(rs));
     if (r == NULL || s == NULL || o == NULL || o->target == NULL ||
-        o->target[0] == '\0') {
+        o->target[0] == '\0' || o->existing < CAIRN_RESTORE_OVERWRITE ||
+        o->existing > CAIRN_RESTORE_SKIP) {
         rc = CAIRN_EINVAL;
         goto err0;
     }
@@ -725,11 +1038,15 @@ int cairn_restore(struct cairn_repo *r, const struct cairn_snapshot *s,
         rc = CAIRN_ENOMEM;
         goto err0;
     }
-    if ((fp = malloc(2 * PATH_MAX)) == NULL) {
+    if ((fp = malloc(3 * PATH_MAX)) == NULL) {
         rc = CAIRN_ENOMEM;
         goto err1;
     }
     sp = fp + PATH_MAX;
+    rs.scratch = sp + PATH_MAX;
+    ts = (time_t)(s->time_ns / 1000000000);
+    gmtime_r(&ts, &tm);
+    strftime(rs.tag, sizeof(rs.tag), "%Y-%m-%d %H%M%S", &tm);
     if ((codec = cairn_blob_codec_new(cairn_repo_keys(r), 0)) == NULL) {
         rc = CAIRN_ENOMEM;
         goto err2;
@@ -748,18 +1065,19 @@ int cairn_restore(struct cairn_repo *r, const struct cairn_snapshot *s,
     if ((rc = resolve(&rs, codec, s, o->subpath, &top, sp, &sl)) != 0)
         goto err4;
     if (top == NULL)
-        rc = plan_tree(&rs, codec, s->root, fp, fl, sp, 0);
+        rc = plan_tree(&rs, codec, s->root, fp, fl, sp, 0, 0);
     else if (top->type == CAIRN_NODE_DIR)
         rc = top->has_subtree ? plan_tree(&rs, codec, top->subtree, fp, fl,
-                                          sp, strlen(sp))
+                                          sp, strlen(sp), 0)
                               : 0;
     else {
         sp[sl] = '\0';
-        rc = plan_entry(&rs, codec, top, fp, fl, sp, sl);
+        rc = plan_entry(&rs, codec, top, fp, fl, sp, sl, 0);
     }
     if (rc != 0)
         goto err4;
-    if ((rc = plan_hardlinks(&rs)) != 0 || (rc = plan_items(&rs)) != 0)
+    if ((rc = plan_hardlinks(&rs)) != 0 || (rc = plan_items(&rs)) != 0 ||
+        (rc = plan_units(&rs)) != 0)
         goto err4;
     res.dirs = rs.ndirs;
     rs_progress(&rs, 1);
@@ -798,6 +1116,7 @@ err4:
     free(rs.files);
     free(rs.chunks);
     free(rs.items);
+    free(rs.units);
     free(rs.dirs);
     free(rs.others);
     arena_free(rs.arena);

@@ -1,16 +1,21 @@
 /*
  * restore_files.c - write the contents of the planned files with a pool of
- * workers.  Each worker takes the next work item (a whole small file, or a
- * range of chunks of a big one), reads runs of consecutive blobs lying
- * side by side in one pack with a single ranged read, opens them with its
- * own codec and writes them at their offsets, skipping all-zero blocks so
- * holes stay holes.  A file is finished (metadata, or removal when its
- * content is damaged) by whoever writes its last piece.
+ * workers.  Each worker takes the next unit of work: a run of whole small
+ * files, whose blobs it sorts by pack and offset and fetches with one
+ * ranged read per run of neighbouring blobs (so a store over HTTP answers
+ * a few requests, not one per file), or one item (a whole file, or a range
+ * of chunks of a big one), read in runs of consecutive blobs.  Blobs are
+ * opened with the worker's own codec and written at their offsets,
+ * skipping all-zero blocks so holes stay holes.  Every file is written to
+ * its temporary name and renamed into place, with its metadata, by
+ * whoever writes its last piece (or removed when its content is damaged).
  */
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -24,6 +29,9 @@
 
 #define RUN_MAX (8u * 1024 * 1024) /* largest single ranged read */
 #define HOLE_BLOCK 4096
+/* Fetching a unit: bytes between two blobs of a pack read (and dropped)
+ * rather than asked for in another request. */
+#define GAP_MAX (32u * 1024)
 
 /*
  * The items are cut into one contiguous run per worker, so that workers
@@ -43,6 +51,9 @@ struct rs_worker {
     size_t rcap;
     uint8_t *pbuf; /* plaintext */
     size_t pcap;
+    size_t *order; /* a unit's chunks, sorted by pack and offset */
+    uint64_t *pos;  /* where each chunk of the unit lies in rbuf */
+    size_t ocap;
     int index;
     pthread_t tid;
     int started;
@@ -145,21 +156,55 @@ static void file_meta(struct rs *rs, int fd, const struct rs_file *f)
         rs_file_error(rs, f->path, errno, "cannot set times");
 }
 
-/* Open (creating when the item is the whole file) the file of an item. */
+/* Open (creating when the item is the whole file) the temporary file of
+ * an item. */
 static int open_item(struct rs *rs, const struct rs_file *f)
 {
     int flags = O_WRONLY | O_CLOEXEC | O_NOFOLLOW;
     int fd;
 
+    (void)rs;
     if (!f->split)
         flags |= O_CREAT | O_TRUNC;
-    fd = open(f->path, flags, 0600);
+    fd = open(f->tmp, flags, 0600);
     if (fd < 0 && !f->split && (errno == ELOOP || errno == EISDIR)) {
-        /* Something else holds the name: replace it. */
-        if (unlink(f->path) == 0 || rmdir(f->path) == 0)
-            fd = open(f->path, flags, 0600);
+        /* Something else holds the temporary name: replace it. */
+        if (unlink(f->tmp) == 0 || rmdir(f->tmp) == 0)
+            fd = open(f->tmp, flags, 0600);
     }
     return fd;
+}
+
+/*
+ * Open chunk k of file f from its stored bytes and write it to fd.
+ * Returns 0, 1 when the content is damaged (reported), -1 when writing
+ * failed (reported), or a fatal error.
+ */
+static int write_blob(struct rs_worker *w, struct rs_file *f, int fd,
+                      size_t k, const uint8_t *stored, uint64_t *wend)
+{
+    struct rs *rs = w->rs;
+    const struct rs_chunk *c = &rs->chunks[k];
+    int rc;
+
+    rc = cairn_blob_open(w->codec, CAIRN_BLOB_DATA, c->id, stored,
+                         c->length, w->pbuf, c->raw_length,
+                         rs->o->verify_ids);
+    if (rc == CAIRN_ENOMEM)
+        return rc;
+    if (rc != 0) {
+        atomic_store(&f->damaged, 1);
+        rs_damaged(rs, f->spath, rc, "a content blob does not authenticate");
+        return 1;
+    }
+    if (c->raw_length > 0 &&
+        write_sparse(fd, w->pbuf, c->raw_length, c->file_off, wend)) {
+        atomic_store(&f->failed, 1);
+        rs_file_error(rs, f->path, errno, "cannot write");
+        return -1;
+    }
+    atomic_fetch_add(&rs->bytes_done, c->raw_length);
+    return 0;
 }
 
 /*
@@ -207,28 +252,11 @@ static int write_chunks(struct rs_worker *w, struct rs_file *f, int fd,
                                             "cannot be read");
             return 1;
         }
-        for (k = i; k < j; k++) {
-            rc = cairn_blob_open(w->codec, CAIRN_BLOB_DATA, c[k].id,
+        for (k = i; k < j; k++)
+            if ((rc = write_blob(w, f, fd, k,
                                  w->rbuf + (c[k].offset - c[i].offset),
-                                 c[k].length, w->pbuf, c[k].raw_length,
-                                 rs->o->verify_ids);
-            if (rc == CAIRN_ENOMEM)
+                                 wend)) != 0)
                 return rc;
-            if (rc != 0) {
-                atomic_store(&f->damaged, 1);
-                rs_damaged(rs, f->spath, rc,
-                           "a content blob does not authenticate");
-                return 1;
-            }
-            if (c[k].raw_length > 0 &&
-                write_sparse(fd, w->pbuf, c[k].raw_length, c[k].file_off,
-                             wend)) {
-                atomic_store(&f->failed, 1);
-                rs_file_error(rs, f->path, errno, "cannot write");
-                return -1;
-            }
-            atomic_fetch_add(&rs->bytes_done, c[k].raw_length);
-        }
     }
     return 0;
 }
@@ -240,7 +268,7 @@ static void finish_file(struct rs *rs, struct rs_file *f, int fd,
     if (atomic_load(&f->damaged) || atomic_load(&f->failed)) {
         /* No wrong content is left behind. */
         close(fd);
-        unlink(f->path);
+        unlink(f->tmp);
         return;
     }
     /* Trailing zeros were skipped: set the length (a split file has it
@@ -249,13 +277,21 @@ static void finish_file(struct rs *rs, struct rs_file *f, int fd,
         ftruncate(fd, (off_t)f->length) != 0) {
         rs_file_error(rs, f->path, errno, "cannot set length");
         close(fd);
-        unlink(f->path);
+        unlink(f->tmp);
         return;
     }
     file_meta(rs, fd, f);
     if (close(fd) != 0) {
         rs_file_error(rs, f->path, errno, "cannot close");
-        unlink(f->path);
+        unlink(f->tmp);
+        return;
+    }
+    /* Whole, with its metadata: into place (over what was there). */
+    if (rename(f->tmp, f->path) != 0 &&
+        ((errno != EISDIR && errno != ENOTEMPTY && errno != EEXIST) ||
+         rmdir(f->path) != 0 || rename(f->tmp, f->path) != 0)) {
+        rs_file_error(rs, f->path, errno, "cannot move into place");
+        unlink(f->tmp);
         return;
     }
     atomic_fetch_add(&rs->files_done, 1);
@@ -282,7 +318,7 @@ static int do_item(struct rs_worker *w, const struct rs_item *it)
         /* Fatal: leave no partial file behind. */
         if (fd >= 0) {
             close(fd);
-            unlink(f->path);
+            unlink(f->tmp);
         }
         return rc;
     }
@@ -290,12 +326,170 @@ static int do_item(struct rs_worker *w, const struct rs_item *it)
         if (fd >= 0)
             finish_file(rs, f, fd, wend);
         else if (f->split)
-            unlink(f->path);
+            unlink(f->tmp);
     } else if (fd >= 0) {
         close(fd);
     }
     rs_progress(rs, 0);
     return 0;
+}
+
+static int cmp_chunk(const void *a, const void *b, void *arg)
+{
+    const struct rs_chunk *c = arg;
+    const struct rs_chunk *x = &c[*(const size_t *)a];
+    const struct rs_chunk *y = &c[*(const size_t *)b];
+    int d = memcmp(x->pack, y->pack, CAIRN_ID_LEN);
+
+    if (d != 0)
+        return d;
+    if (x->offset != y->offset)
+        return x->offset < y->offset ? -1 : 1;
+    return 0;
+}
+
+/*
+ * Fetch the stored blobs of every chunk of the unit's items (chunks
+ * [cb, ce) of rs->chunks hold them) into w->rbuf: sorted by pack and
+ * offset, blobs at most GAP_MAX apart read together, one ranged read per
+ * run.  w->pos[k - cb] is where chunk k lies in rbuf, UINT64_MAX when its
+ * pack could not be read (*out_err says why).  0 or a fatal error.
+ */
+static int fetch_unit(struct rs_worker *w, const struct rs_unit *u,
+                      size_t cb, size_t ce, int *out_err)
+{
+    struct rs *rs = w->rs;
+    const struct rs_chunk *c = rs->chunks;
+    char name[2 * CAIRN_ID_LEN + 1];
+    uint64_t start, end, at, need = 0;
+    size_t i, j, k, n = 0;
+    int rc;
+
+    if (ce - cb > w->ocap) {
+        size_t *no;
+        uint64_t *np;
+
+        if ((no = realloc(w->order, (ce - cb) * sizeof(*no))) == NULL)
+            return CAIRN_ENOMEM;
+        w->order = no;
+        if ((np = realloc(w->pos, (ce - cb) * sizeof(*np))) == NULL)
+            return CAIRN_ENOMEM;
+        w->pos = np;
+        w->ocap = ce - cb;
+    }
+    for (i = u->i0; i < u->i1; i++)
+        for (k = rs->items[i].c0; k < rs->items[i].c1; k++)
+            w->order[n++] = k;
+    qsort_r(w->order, n, sizeof(*w->order), cmp_chunk, (void *)c);
+
+    /* Twice over the runs: the room they need, then the reads. */
+    for (int pass = 0; pass < 2; pass++) {
+        at = 0;
+        for (i = 0; i < n; i = j) {
+            start = c[w->order[i]].offset;
+            end = start + c[w->order[i]].length;
+            for (j = i + 1; j < n; j++) {
+                const struct rs_chunk *x = &c[w->order[j]];
+                uint64_t xe = (uint64_t)x->offset + x->length;
+
+                if (memcmp(x->pack, c[w->order[i]].pack, CAIRN_ID_LEN) != 0 ||
+                    x->offset > end + GAP_MAX ||
+                    (xe > end ? xe : end) - start > RUN_MAX)
+                    break;
+                if (xe > end)
+                    end = xe;
+            }
+            if (pass == 0) {
+                need += end - start;
+                continue;
+            }
+            cairn_hex_encode(c[w->order[i]].pack, CAIRN_ID_LEN, name);
+            rc = cairn_store_get_range(rs->store, CAIRN_OBJ_PACK, name, start,
+                                       (size_t)(end - start), w->rbuf + at);
+            if (rc == CAIRN_ENOMEM)
+                return rc;
+            for (k = i; k < j; k++) {
+                const struct rs_chunk *x = &c[w->order[k]];
+                uint64_t p = at + (x->offset - start);
+                int rc1 = rc;
+
+                /* A run that failed: each blob alone, so that only the
+                 * files whose own content is missing are lost. */
+                if (rc != 0 && j - i > 1)
+                    rc1 = cairn_store_get_range(rs->store, CAIRN_OBJ_PACK,
+                                                name, x->offset, x->length,
+                                                w->rbuf + p);
+                if (rc1 == CAIRN_ENOMEM)
+                    return rc1;
+                if (rc1 != 0)
+                    *out_err = rc1;
+                w->pos[w->order[k] - cb] = rc1 != 0 ? UINT64_MAX : p;
+            }
+            at += end - start;
+        }
+        if (pass == 0 && (rc = grow(&w->rbuf, &w->rcap,
+                                    need > 0 ? (size_t)need : 1)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* A unit of several whole small files: fetch, then write one by one. */
+static int do_batch(struct rs_worker *w, const struct rs_unit *u)
+{
+    struct rs *rs = w->rs;
+    size_t cb = rs->items[u->i0].c0, ce = rs->items[u->i1 - 1].c1, i, k;
+    const struct rs_item *it;
+    struct rs_file *f;
+    uint64_t wend;
+    int fd, rc, err = 0;
+
+    if (rs_cancelled(rs) || atomic_load(&rs->fatal))
+        return CAIRN_ECANCELED;
+    if ((rc = fetch_unit(w, u, cb, ce, &err)) != 0)
+        return rc;
+    for (i = u->i0; i < u->i1; i++) {
+        it = &rs->items[i];
+        f = &rs->files[it->f];
+        if (rs_cancelled(rs) || atomic_load(&rs->fatal))
+            return CAIRN_ECANCELED;
+        if ((fd = open_item(rs, f)) < 0) {
+            atomic_store(&f->failed, 1);
+            rs_file_error(rs, f->path, errno, "cannot create");
+            atomic_fetch_sub(&f->parts_left, 1);
+            continue;
+        }
+        wend = 0;
+        for (rc = 0, k = it->c0; k < it->c1 && rc == 0; k++) {
+            if (w->pos[k - cb] == UINT64_MAX) {
+                atomic_store(&f->damaged, 1);
+                rs_damaged(rs, f->spath, err,
+                           err == CAIRN_ENOENT
+                               ? "a pack holding its content is missing"
+                               : "a pack holding its content cannot be "
+                                 "read");
+                rc = 1;
+                break;
+            }
+            rc = write_blob(w, f, fd, k, w->rbuf + w->pos[k - cb], &wend);
+        }
+        if (rc < -1) {
+            close(fd);
+            unlink(f->tmp);
+            return rc;
+        }
+        atomic_fetch_sub(&f->parts_left, 1);
+        finish_file(rs, f, fd, wend);
+        rs_progress(rs, 0);
+    }
+    return 0;
+}
+
+static int do_unit(struct rs_worker *w, const struct rs_unit *u)
+{
+    if (u->i1 - u->i0 == 1)
+        return do_item(w, &w->rs->items[u->i0]);
+    return do_batch(w, u);
 }
 
 static void *worker_main(void *arg)
@@ -320,7 +514,7 @@ static void *worker_main(void *arg)
             i = atomic_fetch_add(&sg->next, 1);
             if (i >= sg->end)
                 break;
-            if ((rc = do_item(w, &rs->items[i])) != 0) {
+            if ((rc = do_unit(w, &rs->units[i])) != 0) {
                 zero = 0;
                 atomic_compare_exchange_strong(&rs->fatal, &zero, rc);
                 return NULL;
@@ -330,8 +524,22 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* Cut the items into n runs of about equal cost (a file's creation
- * counted as 64 KiB of data). */
+/* Cost of a unit for cutting the work in even parts: a file's creation
+ * counted as 64 KiB of data. */
+static uint64_t unit_cost(const struct rs *rs, const struct rs_unit *u)
+{
+    const struct rs_file *f;
+    uint64_t cost = 0;
+    size_t i;
+
+    for (i = u->i0; i < u->i1; i++) {
+        f = &rs->files[rs->items[i].f];
+        cost += 65536 + f->length / (f->split ? 4 : 1);
+    }
+    return cost;
+}
+
+/* Cut the units into n runs of about equal cost. */
 static int make_segments(struct rs *rs, int n)
 {
     uint64_t total = 0, acc = 0;
@@ -340,12 +548,10 @@ static int make_segments(struct rs *rs, int n)
 
     if ((rs->segs = calloc((size_t)n, sizeof(*rs->segs))) == NULL)
         return CAIRN_ENOMEM;
-    for (i = 0; i < rs->nitems; i++)
-        total += 65536 + rs->files[rs->items[i].f].length /
-                             (rs->files[rs->items[i].f].split ? 4 : 1);
-    for (i = 0; i < rs->nitems && s < n - 1; i++) {
-        acc += 65536 + rs->files[rs->items[i].f].length /
-                           (rs->files[rs->items[i].f].split ? 4 : 1);
+    for (i = 0; i < rs->nunits; i++)
+        total += unit_cost(rs, &rs->units[i]);
+    for (i = 0; i < rs->nunits && s < n - 1; i++) {
+        acc += unit_cost(rs, &rs->units[i]);
         if (acc >= total / (uint64_t)n * (uint64_t)(s + 1)) {
             atomic_init(&rs->segs[s].next, start);
             rs->segs[s].end = i + 1;
@@ -355,8 +561,8 @@ static int make_segments(struct rs *rs, int n)
     }
     for (; s < n; s++) {
         atomic_init(&rs->segs[s].next, start);
-        rs->segs[s].end = rs->nitems;
-        start = rs->nitems;
+        rs->segs[s].end = rs->nunits;
+        start = rs->nunits;
     }
     return 0;
 }
@@ -366,10 +572,10 @@ int rs_write_files(struct rs *rs)
     struct rs_worker *w;
     int i, n, rc = 0;
 
-    if (rs->nitems == 0)
+    if (rs->nunits == 0)
         return 0;
-    if ((size_t)rs->nthreads > rs->nitems)
-        rs->nthreads = (int)rs->nitems;
+    if ((size_t)rs->nthreads > rs->nunits)
+        rs->nthreads = (int)rs->nunits;
     n = rs->nthreads;
     if ((rc = make_segments(rs, n)) != 0)
         return rc;
@@ -404,6 +610,8 @@ err1:
         cairn_blob_codec_free(w[i].codec);
         free(w[i].rbuf);
         free(w[i].pbuf);
+        free(w[i].order);
+        free(w[i].pos);
     }
     free(w);
 err0:

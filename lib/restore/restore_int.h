@@ -21,15 +21,25 @@ struct rs_chunk {
 };
 
 /* One regular file to restore. */
+/* Where a file or other entry goes (plan time). */
+enum rs_place {
+    RS_NEW = 0,  /* restore it at path */
+    RS_DONE = 1, /* already in place (an earlier run): leave it */
+    RS_KEEP = 2, /* something different is there and stays (SKIP) */
+    RS_FAIL = 3, /* cannot be restored (reported) */
+};
+
 struct rs_file {
     const struct cairn_tree_entry *e;
     char *path;          /* on disk (target/...) */
+    char *tmp;           /* the temporary name it is written to */
     char *spath;         /* inside the snapshot, for reports */
     size_t chunk0;       /* first of its chunks in rs->chunks */
     size_t nchunks;
     uint64_t length;     /* sum of the chunks' raw lengths */
     long primary;        /* hard link: index of the file it links to, or -1 */
     int split;           /* content written by several work items */
+    int place;           /* enum rs_place */
     atomic_int parts_left;
     atomic_int damaged;  /* content missing or failed to authenticate */
     atomic_int failed;   /* could not be written (reported already) */
@@ -41,12 +51,19 @@ struct rs_item {
     size_t c0, c1;
 };
 
+/* What one worker takes at a time: items [i0, i1).  Several items only
+ * when they are whole small files, whose blobs are fetched together. */
+struct rs_unit {
+    size_t i0, i1;
+};
+
 /* Any other entry (directory, symlink, special file, hard link). */
 struct rs_node {
     const struct cairn_tree_entry *e;
     char *path;
     char *spath;
     long file; /* hard links: index in rs->files; -1 otherwise */
+    int done;  /* there already (an earlier run): only counted */
 };
 
 struct rs {
@@ -67,6 +84,10 @@ struct rs {
     size_t nchunks, chunks_cap;
     struct rs_item *items;
     size_t nitems;
+    struct rs_unit *units;
+    size_t nunits;
+    char tag[32]; /* "YYYY-MM-DD HHMMSS" of the snapshot, for RENAME */
+    char *scratch; /* PATH_MAX bytes for planning */
     struct rs_node *dirs, *others;
     size_t ndirs, dirs_cap, nothers, others_cap;
     struct rs_arena *arena;

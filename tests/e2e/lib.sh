@@ -223,3 +223,229 @@ random_file() {
 is_root() { [[ $(id -u) -eq 0 ]]; }
 
 say "cairn binary: $CAIRN; temp dir: $T"
+
+# ------------------------------------------------------------ a cairnd
+# For the scenarios of the server's people-facing side (restore_requests,
+# audit, authz, secrets).  Needs CAIRND, curl, jq, oathtool, sqlite3.
+#
+# e2e_server_start: `cairnd init` (organisation "Test University", admin
+# "root" in department "IT") and `cairnd serve` on a free loopback port
+# with TLS.  Sets STATE (state dir), URL, PIN, SRV_PID, SRV_LOG,
+# ROOT_PW_FILE, ROOT_TOTP, ESCROW_PW_FILE, and $T/totp (a TOTP command:
+# $T/totp USER SECRET prints a code no earlier login of USER used, waiting
+# for the next 30 s step when needed).  Every secret made is registered
+# with secret_add.
+e2e_server_start() {
+    local t port conf
+    [[ -n ${CAIRND:-} && -x ${CAIRND:-} ]] || fail "CAIRND is not set (path of cairnd)"
+    for t in curl jq oathtool sqlite3; do
+        command -v "$t" >/dev/null || fail "$t is needed"
+    done
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    STATE=$T/state
+    conf=$T/cairnd.json
+    SRV_LOG=$T/cairnd.log
+    mkdir -p "$STATE" "$T/errbodies"
+    : > "$T/secrets.list"
+    printf '{"listen_addr": "127.0.0.1", "listen_port": %s, "state_dir": "%s", "log_level": "debug"}\n' \
+        "$port" "$STATE" > "$conf"
+    ROOT_PW_FILE=$T/root.pw
+    ESCROW_PW_FILE=$T/escrow.pw
+    printf 'root pw %s%s\n' "$RANDOM" "$RANDOM" > "$ROOT_PW_FILE"
+    printf 'escrow phrase %s%s\n' "$RANDOM" "$RANDOM" > "$ESCROW_PW_FILE"
+    secret_add "$(head -n1 "$ROOT_PW_FILE")" "$(head -n1 "$ESCROW_PW_FILE")"
+    "$CAIRND" --config "$conf" init --org "Test University" --admin root \
+        --department IT --admin-password-file "$ROOT_PW_FILE" \
+        --escrow-passphrase-file "$ESCROW_PW_FILE" --json \
+        > "$T/init.json" 2> "$T/init.err" \
+        || { cat "$T/init.err" >&2; fail "cairnd init"; }
+    ROOT_TOTP=$(jq -er .totp_secret "$T/init.json") || fail "no TOTP secret from cairnd init"
+    secret_add "$ROOT_TOTP"
+    mapfile -t _rc < <(jq -r '.recovery_codes[]' "$T/init.json")
+    secret_add "${_rc[@]}"
+    "$CAIRND" --config "$conf" serve --ready-file "$T/ready" > "$SRV_LOG" 2>&1 &
+    SRV_PID=$!
+    E2E_PIDS+=("$SRV_PID")
+    for _ in $(seq 100); do
+        [[ -s $T/ready ]] && break
+        kill -0 "$SRV_PID" 2>/dev/null || { cat "$SRV_LOG" >&2; fail "cairnd died"; }
+        sleep 0.1
+    done
+    [[ -s $T/ready ]] || fail "cairnd wrote no ready file"
+    read -r URL PIN < "$T/ready"
+    cat > "$T/totp" <<'TOTP'
+#!/usr/bin/env bash
+# totp USER SECRET: a code for a step after the last one USER used.
+set -euo pipefail
+f=$(dirname "$0")/totp.$1
+last=$(cat "$f" 2>/dev/null || echo 0)
+while :; do
+    now=$(date +%s)
+    for k in 0 1; do
+        s=$(( now / 30 + k ))
+        if (( s > last )); then
+            echo "$s" > "$f"
+            exec oathtool --totp -b "$2" -N "@$(( s * 30 ))"
+        fi
+    done
+    sleep $(( 30 - now % 30 ))
+done
+TOTP
+    chmod +x "$T/totp"
+    say "cairnd at $URL, pin $PIN"
+}
+
+# e2e_server_stop: SIGTERM; cairnd must exit 0 with no sanitizer report.
+e2e_server_stop() {
+    local rc=0
+    kill -TERM "$SRV_PID"
+    wait "$SRV_PID" || rc=$?
+    [[ $rc -eq 0 ]] || { tail -n 30 "$SRV_LOG" >&2; fail "cairnd exited with $rc after SIGTERM"; }
+    if grep -E 'runtime error|AddressSanitizer|LeakSanitizer' "$SRV_LOG" >&2; then
+        fail "sanitizer reports in the server's log"
+    fi
+    ok "cairnd stopped cleanly"
+}
+
+# api METHOD PATH [curl args...]: the status on stdout, the body in
+# $T/body.  Bodies of answers >= 400 are also kept in $T/errbodies/ (what
+# secrets_grep reads as "every error body the test saw").
+api() {
+    local m=$1 p=$2 how code
+    shift 2
+    how=(-X "$m")
+    [[ $m == HEAD ]] && how=(-I)
+    code=$(curl -sS -k --pinnedpubkey "$PIN" "${how[@]}" -o "$T/body" \
+        -D "$T/headers" -w '%{http_code}' "$@" "$URL$p") || fail "curl $m $p"
+    if [[ $code -ge 400 ]]; then
+        cp "$T/body" "$(mktemp "$T/errbodies/$code.XXXXXX")"
+    fi
+    echo "$code"
+}
+# api_expect CODE METHOD PATH [curl args...]
+api_expect() {
+    local want=$1 got
+    shift
+    got=$(api "$@")
+    [[ $got == "$want" ]] || fail "$1 $2: want $want, got $got: $(head -c 400 "$T/body")"
+}
+# api_json TEXT: curl options sending TEXT as the body.
+api_json() {
+    local f
+    f=$(mktemp "$T/req.XXXXXX")
+    printf '%s' "$1" > "$f"
+    echo "-H Content-Type:application/json --data-binary @$f"
+}
+api_bearer() { echo "--oauth2-bearer $1"; }
+# api_partial USER PWFILE: a password-only session token on stdout.
+api_partial() {
+    local tok
+    api_expect 200 POST /api/v1/login \
+        $(api_json "$(jq -nc --arg u "$1" --arg p "$(head -n1 "$2")" '{username:$u,password:$p}')") >&2
+    tok=$(jq -r .token "$T/body")
+    secret_add "$tok" "$(jq -r .csrf "$T/body")"
+    echo "$tok"
+}
+# api_login USER PWFILE TOTP_SECRET: a full session token on stdout.
+api_login() {
+    local tok
+    tok=$(api_partial "$1" "$2")
+    api_expect 200 POST /api/v1/login/totp $(api_bearer "$tok") \
+        $(api_json "{\"code\":\"$("$T/totp" "$1" "$3")\"}") >&2
+    echo "$tok"
+}
+# api_user_add NAME DEPT [admin]: add a person (as $ROOT, a full admin
+# session); its password in $T/NAME.pw, TOTP secret in $T/NAME.totp,
+# recovery codes in $T/NAME.rec.
+api_user_add() {
+    printf '%s pw %s%s\n' "$1" "$RANDOM" "$RANDOM" > "$T/$1.pw"
+    api_expect 201 POST /api/v1/users $(api_bearer "$ROOT") \
+        $(api_json "$(jq -nc --arg u "$1" --arg p "$(head -n1 "$T/$1.pw")" --arg d "$2" --arg r "${3:-user}" \
+            '{username:$u,password:$p,department:$d,role:$r}')")
+    jq -r .totp_secret "$T/body" > "$T/$1.totp"
+    jq -r '.recovery_codes[]' "$T/body" > "$T/$1.rec"
+    secret_add "$(head -n1 "$T/$1.pw")" "$(cat "$T/$1.totp")"
+    mapfile -t _rc < "$T/$1.rec"
+    secret_add "${_rc[@]}"
+}
+
+# api_dept NAME: a department whose rollout wave has started.
+api_dept() {
+    api_expect 201 POST /api/v1/departments $(api_bearer "$ROOT") \
+        $(api_json "{\"name\":\"$1\",\"wave_start\":\"2020-01-01T00:00:00Z\"}")
+}
+
+# api_enrol SESSION CATEGORY DEPARTMENT NAME: enrol a device over the API
+# with the config and key file of a local archive ($T/local, made on first
+# use); prints "DEVICE_ID TOKEN" (the token registered as a secret).
+api_enrol() {
+    local cfg aid own="" esc
+    if [[ ! -d $T/local ]]; then
+        "$CAIRN" -r "$T/local" init > /dev/null || fail "cairn init"
+    fi
+    cfg=$(base64 -w0 "$T/local/config")
+    aid=$(dd if="$T/local/config" bs=1 skip=8 count=32 status=none | base64 -w0)
+    { printf 'CRNX\001\000\000\000'; head -c 140 /dev/urandom; } > "$T/escrow.box"
+    esc=$(base64 -w0 "$T/escrow.box")
+    if [[ $2 == personal ]]; then
+        local kf=("$T/local"/keys/*)
+        own=",\"wrap_owner\":\"$(base64 -w0 "${kf[0]}")\""
+    fi
+    api_expect 201 POST /api/v1/devices $(api_bearer "$1") \
+        $(api_json "{\"name\":\"$4\",\"category\":\"$2\",\"department\":\"$3\",\"archive_id\":\"$aid\",\"config\":\"$cfg\",\"wrap_escrow\":\"$esc\"$own}") >&2
+    secret_add "$(jq -r .token "$T/body")"
+    jq -r '.device_id + " " + .token' "$T/body"
+}
+
+# ------------------------------------------------------------ secrets
+# secret_add VALUE...: remember secrets that must never appear in what the
+# server writes (values under 6 characters would match by chance; refused).
+secret_add() {
+    local v
+    for v in "$@"; do
+        [[ ${#v} -ge 6 ]] || fail "secret_add: '$v' is too short to grep for"
+        printf '%s\n' "$v" >> "$T/secrets.list"
+    done
+}
+
+# secrets_grep STATE_DIR FILE...: grep the server's log and other FILEs,
+# the audit table of STATE_DIR/catalog.db (dumped with sqlite3) and every
+# error body api saw ($T/errbodies) for each secret in $T/secrets.list.
+# Fails (returns 1, naming where) if one is found; fails too if there is
+# nothing to look at or nothing to look for, so it cannot pass vacuously.
+secrets_grep() {
+    local state=$1 s where found=0 n
+    shift
+    sqlite3 -readonly "$state/catalog.db" \
+        "SELECT id, time, user_id, device_id, addr, action, target, detail FROM audit" \
+        > "$T/audit.dump" || { echo "secrets_grep: cannot dump the audit table" >&2; return 1; }
+    [[ -s $T/audit.dump ]] || { echo "secrets_grep: the audit table is empty" >&2; return 1; }
+    n=$(sort -u "$T/secrets.list" | wc -l)
+    (( n > 0 )) || { echo "secrets_grep: no secrets to look for" >&2; return 1; }
+    for f in "$@"; do
+        [[ -s $f ]] || { echo "secrets_grep: $f is missing or empty" >&2; return 1; }
+    done
+    while IFS= read -r s; do
+        [[ -n $s ]] || continue
+        where=$(grep -rlF -- "$s" "$T/audit.dump" "$T/errbodies" "$@" 2>/dev/null || true)
+        if [[ -n $where ]]; then
+            echo "secrets_grep: a secret (${s:0:3}...) appears in: $(echo $where)" >&2
+            found=1
+        fi
+    done < <(sort -u "$T/secrets.list")
+    [[ $found -eq 0 ]] || return 1
+    ok "none of $n secrets in the server's log, the audit log or $(ls "$T/errbodies" | wc -l) error bodies"
+}
+
+# secrets_selftest STATE_DIR LOG: secrets_grep must catch a secret planted
+# in a copy of LOG (proves the grep can fail).
+secrets_selftest() {
+    local planted=$T/planted.log
+    cp "$2" "$planted"
+    printf 'leak: %s\n' "$(sort -u "$T/secrets.list" | shuf -n1)" >> "$planted"
+    if secrets_grep "$1" "$planted" 2>/dev/null; then
+        fail "secrets_grep did not catch a planted secret"
+    fi
+    rm -f "$planted"
+    ok "secrets_grep catches a planted secret"
+}

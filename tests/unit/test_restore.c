@@ -2,7 +2,10 @@
  * test_restore.c - back up a directory tree with every kind of entry,
  * restore it (whole, a subdirectory, one file) and compare content and
  * metadata; damage a pack and see the one affected file reported and
- * removed while the rest is restored.
+ * removed while the rest is restored.  Also: the policies for existing
+ * files (overwrite, rename, skip), a restore cancelled half-way and
+ * resumed (files in place are neither read nor written again), and small
+ * files fetched with few ranged reads (counted by a store wrapper).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -19,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -34,7 +38,7 @@
 
 static char base[256], src[320], repo_dir[320];
 static struct cairn_repo *repo;
-static struct cairn_snapshot *snap;
+static struct cairn_snapshot *snap, *snap2;
 static int have_xattrs;
 static int verify_ids;
 static volatile int cancel_flag;
@@ -262,6 +266,7 @@ static int teardown(void **state)
 {
     (void)state;
     cairn_snapshot_free(snap);
+    cairn_snapshot_free(snap2);
     cairn_repo_free(repo);
     rm_rf(base);
     return 0;
@@ -552,12 +557,390 @@ static void test_restore_damaged(void **state)
     assert_int_equal(log.nkind[CAIRN_EV_DAMAGED_FILE], (int)res.damaged_files);
 }
 
+/* ---- a second tree: many small files, a few bigger ones ---- */
+
+#define MANY_SMALL 300
+#define MANY_BIG 6
+#define BIG2_LEN (1536u * 1024)
+
+static char src2[320];
+
+/* A store that counts ranged reads (and sets cancel_flag after
+ * cancel_after of them longer than 64 KiB, when set). */
+struct counting {
+    struct cairn_store *inner;
+    int ranges, big_ranges, cancel_after;
+};
+static struct counting counter;
+
+static int c_put(void *ctx, enum cairn_obj_type t, const char *n,
+                 const void *b, size_t l, int d)
+{
+    return cairn_store_put(((struct counting *)ctx)->inner, t, n, b, l, d);
+}
+static int c_begin(void *ctx, enum cairn_obj_type t, void **h)
+{
+    return cairn_store_begin(((struct counting *)ctx)->inner, t, h);
+}
+static int c_append(void *ctx, void *h, const void *b, size_t l)
+{
+    return cairn_store_append(((struct counting *)ctx)->inner, h, b, l);
+}
+static int c_commit(void *ctx, void *h, const char *n, int d)
+{
+    return cairn_store_commit(((struct counting *)ctx)->inner, h, n, d);
+}
+static void c_abort(void *ctx, void *h)
+{
+    cairn_store_abort(((struct counting *)ctx)->inner, h);
+}
+static int c_barrier(void *ctx)
+{
+    return cairn_store_barrier(((struct counting *)ctx)->inner);
+}
+static int c_get(void *ctx, enum cairn_obj_type t, const char *n,
+                 uint8_t **o, size_t *ol)
+{
+    return cairn_store_get(((struct counting *)ctx)->inner, t, n, o, ol);
+}
+static int c_get_range(void *ctx, enum cairn_obj_type t, const char *n,
+                       uint64_t off, size_t len, uint8_t *out)
+{
+    struct counting *c = ctx;
+
+    __atomic_add_fetch(&c->ranges, 1, __ATOMIC_SEQ_CST);
+    if (len > 65536 &&
+        __atomic_add_fetch(&c->big_ranges, 1, __ATOMIC_SEQ_CST) ==
+            c->cancel_after)
+        cancel_flag = 1;
+    return cairn_store_get_range(c->inner, t, n, off, len, out);
+}
+static int c_stat(void *ctx, enum cairn_obj_type t, const char *n,
+                  uint64_t *sz)
+{
+    return cairn_store_stat(((struct counting *)ctx)->inner, t, n, sz);
+}
+static int c_list(void *ctx, enum cairn_obj_type t, cairn_store_list_fn fn,
+                  void *arg)
+{
+    return cairn_store_list(((struct counting *)ctx)->inner, t, fn, arg);
+}
+static int c_remove(void *ctx, enum cairn_obj_type t, const char *n)
+{
+    return cairn_store_remove(((struct counting *)ctx)->inner, t, n);
+}
+static void c_close(void *ctx)
+{
+    cairn_store_free(((struct counting *)ctx)->inner);
+}
+static const struct cairn_store_ops counting_ops = {
+    "counting", c_put,  c_begin, c_append, c_commit, c_abort,  c_barrier,
+    c_get,      c_get_range, c_stat, c_list, c_remove, c_close,
+};
+
+/* The archive opened again through the counting store. */
+static struct cairn_repo *open_counted(void)
+{
+    static struct cairn_store st;
+    struct cairn_repo *r;
+
+    memset(&counter, 0, sizeof(counter));
+    assert_int_equal(cairn_store_dir_open(repo_dir, 0, &counter.inner), 0);
+    st.ops = &counting_ops;
+    st.ctx = &counter;
+    /* The repo frees its store with cairn_store_free: give it a heap
+     * copy. */
+    {
+        struct cairn_store *h = malloc(sizeof(*h));
+
+        assert_non_null(h);
+        *h = st;
+        assert_int_equal(cairn_repo_open(h, "pw", 2, &r), 0);
+    }
+    assert_int_equal(cairn_repo_load_index(r, NULL), 0);
+    counter.ranges = 0;
+    counter.big_ranges = 0;
+    return r;
+}
+
+static void make_src2(void)
+{
+    static uint8_t big[BIG2_LEN];
+    struct cairn_backup_opts bo;
+    struct cairn_backup_result br;
+    const char *paths[1];
+    char p[PATH_MAX * 2], d[PATH_MAX];
+    int i, fd;
+
+    snprintf(src2, sizeof(src2), "%s/src2", base);
+    assert_int_equal(mkdir(src2, 0755), 0);
+    for (i = 0; i < MANY_BIG; i++) {
+        snprintf(p, sizeof(p), "%s/big%d.bin", src2, i);
+        fill(big, sizeof(big), 100 + (uint32_t)i);
+        fd = open(p, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, big, sizeof(big)), (ssize_t)sizeof(big));
+        close(fd);
+    }
+    for (i = 0; i < MANY_SMALL; i++) {
+        snprintf(d, sizeof(d), "%s/d%d", src2, i % 3);
+        mkdir(d, 0755);
+        snprintf(p, sizeof(p), "%s/f%03d.txt", d, i);
+        fill(big, 700 + (size_t)i, 1000 + (uint32_t)i);
+        fd = open(p, O_CREAT | O_WRONLY | O_TRUNC, 0640);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, big, 700 + (size_t)i),
+                         (ssize_t)(700 + i));
+        close(fd);
+    }
+    memset(&bo, 0, sizeof(bo));
+    paths[0] = src2;
+    bo.paths = paths;
+    bo.npaths = 1;
+    bo.hostname = "test";
+    bo.threads = 1; /* blobs stored in walk order: a known pack layout */
+    assert_int_equal(cairn_backup(repo, &bo, &br), 0);
+    assert_int_equal(cairn_repo_find_snapshot(repo, "latest", &snap2), 0);
+}
+
+static int restore_with(struct cairn_repo *r, const struct cairn_snapshot *s,
+                        const char *target, const char *subpath,
+                        int existing, int threads,
+                        struct cairn_restore_result *res)
+{
+    struct cairn_restore_opts o;
+
+    memset(&o, 0, sizeof(o));
+    o.target = target;
+    o.subpath = subpath;
+    o.threads = threads;
+    o.cancel = &cancel_flag;
+    o.existing = existing;
+    return cairn_restore(r, s, &o, res);
+}
+
+/* Number of regular files under dir (recursively), and whether a
+ * temporary file of a restore is among them. */
+static int count_files(const char *dir, int *tmps)
+{
+    char p[PATH_MAX * 2];
+    struct dirent *de;
+    struct stat st;
+    DIR *d = opendir(dir);
+    int n = 0;
+
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+        assert_int_equal(lstat(p, &st), 0);
+        if (strncmp(de->d_name, ".cairn-tmp.", 11) == 0)
+            (*tmps)++;
+        if (S_ISDIR(st.st_mode))
+            n += count_files(p, tmps);
+        else if (S_ISREG(st.st_mode))
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static ino_t inode_of(const char *p, struct timespec *ctime)
+{
+    struct stat st;
+
+    assert_int_equal(lstat(p, &st), 0);
+    if (ctime != NULL)
+        *ctime = st.st_ctim;
+    return st.st_ino;
+}
+
+static void write_text(const char *p, const char *text)
+{
+    int fd = open(p, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+static void test_restore_policies(void **state)
+{
+    char out[PATH_MAX], sp[PATH_MAX * 2], p[PATH_MAX * 2], alt[PATH_MAX * 3];
+    char tag[32];
+    struct cairn_restore_result res;
+    struct timespec ct0, ct1;
+    struct stat st;
+    struct tm tm;
+    time_t t;
+    ino_t ino;
+
+    (void)state;
+    snprintf(out, sizeof(out), "%s/out-policy", base);
+    snprintf(sp, sizeof(sp), "%s/small.txt", src);
+    snprintf(p, sizeof(p), "%s/small.txt", out);
+    assert_int_equal(restore_with(repo, snap, out, sp, 0, 1, &res), 0);
+    assert_int_equal(res.files, 1);
+    assert_int_equal(res.skipped_files, 0);
+
+    /* The same file in place: skipped, not rewritten. */
+    ino = inode_of(p, &ct0);
+    assert_int_equal(restore_with(repo, snap, out, sp, 0, 1, &res), 0);
+    assert_int_equal(res.files, 0);
+    assert_int_equal(res.skipped_files, 1);
+    assert_int_equal(res.skipped_bytes, 13);
+    assert_int_equal(inode_of(p, &ct1), ino);
+    assert_int_equal(ct0.tv_sec, ct1.tv_sec);
+    assert_int_equal(ct0.tv_nsec, ct1.tv_nsec);
+
+    /* Something different there: skip leaves it. */
+    write_text(p, "changed by the user\n");
+    assert_int_equal(restore_with(repo, snap, out, sp, CAIRN_RESTORE_SKIP, 1,
+                                  &res),
+                     0);
+    assert_int_equal(res.kept, 1);
+    assert_int_equal(res.files, 0);
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_size, 20);
+
+    /* rename: restored beside it, with the snapshot's time in the name. */
+    t = (time_t)(snap->time_ns / 1000000000);
+    gmtime_r(&t, &tm);
+    strftime(tag, sizeof(tag), "%Y-%m-%d %H%M%S", &tm);
+    snprintf(alt, sizeof(alt), "%s/small (restored %s).txt", out, tag);
+    assert_int_equal(restore_with(repo, snap, out, sp, CAIRN_RESTORE_RENAME,
+                                  1, &res),
+                     0);
+    assert_int_equal(res.renamed, 1);
+    assert_int_equal(res.files, 1);
+    same_content(sp, alt);
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_size, 20);
+    /* ... and again: the renamed copy is in place already. */
+    assert_int_equal(restore_with(repo, snap, out, sp, CAIRN_RESTORE_RENAME,
+                                  1, &res),
+                     0);
+    assert_int_equal(res.renamed, 0);
+    assert_int_equal(res.skipped_files, 1);
+    assert_int_equal(res.files, 0);
+
+    /* overwrite (the default) replaces it. */
+    assert_int_equal(restore_with(repo, snap, out, sp, 0, 1, &res), 0);
+    assert_int_equal(res.files, 1);
+    same_content(sp, p);
+
+    /* A bad policy is refused. */
+    assert_int_equal(restore_with(repo, snap, out, sp, 7, 1, &res),
+                     CAIRN_EINVAL);
+}
+
+static void test_restore_coalesced(void **state)
+{
+    char out[PATH_MAX];
+    struct cairn_restore_result res;
+    struct cairn_repo *r;
+    int count = 0, tmps = 0;
+
+    (void)state;
+    make_src2();
+    r = open_counted();
+    snprintf(out, sizeof(out), "%s/out-many", base);
+    assert_int_equal(restore_with(r, snap2, out, src2, 0, 2, &res), 0);
+    assert_int_equal(res.files, MANY_SMALL + MANY_BIG);
+    compare_dirs(src2, out, &count);
+    assert_int_equal(count, MANY_SMALL + MANY_BIG + 3);
+    /* 306 files in a handful of reads: the trees (7), the small files in
+     * a few runs, each big file in one or two. */
+    if (counter.ranges > 7 + 2 * MANY_BIG + 6)
+        fail_msg("%d ranged reads for %d files", counter.ranges,
+                 MANY_SMALL + MANY_BIG);
+    assert_int_equal(count_files(out, &tmps), MANY_SMALL + MANY_BIG);
+    assert_int_equal(tmps, 0);
+    cairn_repo_free(r);
+}
+
+static void test_restore_resume(void **state)
+{
+    char out[PATH_MAX], p[PATH_MAX * 2];
+    struct cairn_restore_result res;
+    struct cairn_repo *r;
+    struct timespec ct[MANY_BIG], c2;
+    ino_t ino[MANY_BIG];
+    int before, tmps = 0, count = 0, i, done = 0;
+
+    (void)state;
+    r = open_counted();
+    snprintf(out, sizeof(out), "%s/out-resume", base);
+    /* Stop after the third large read (one worker: in order). */
+    counter.cancel_after = 3;
+    cancel_flag = 0;
+    assert_int_equal(restore_with(r, snap2, out, src2, 0, 1, &res),
+                     CAIRN_ECANCELED);
+    cancel_flag = 0;
+    before = count_files(out, &tmps);
+    /* Some files are whole, no partial file under its real name, no
+     * temporary file left. */
+    assert_true(before > 0);
+    assert_true(before < MANY_SMALL + MANY_BIG);
+    assert_int_equal(tmps, 0);
+    for (i = 0; i < MANY_BIG; i++) {
+        snprintf(p, sizeof(p), "%s/big%d.bin", out, i);
+        ino[i] = 0;
+        if (access(p, F_OK) == 0) {
+            ino[i] = inode_of(p, &ct[i]);
+            done++;
+        }
+    }
+    assert_true(done > 0);
+    /* A leftover temporary file is removed by the next run. */
+    snprintf(p, sizeof(p), "%s/d1/.cairn-tmp.leftover", out);
+    mkdir(p, 0700); /* d1 may not exist yet */
+    rmdir(p);
+    snprintf(p, sizeof(p), "%s/.cairn-tmp.leftover", out);
+    write_text(p, "half a file");
+
+    counter.cancel_after = 0;
+    counter.ranges = 0;
+    assert_int_equal(restore_with(r, snap2, out, src2, 0, 2, &res), 0);
+    assert_int_equal(res.skipped_files, (uint64_t)before);
+    assert_int_equal(res.files + res.skipped_files, MANY_SMALL + MANY_BIG);
+    assert_int_equal(access(p, F_OK), -1);
+    for (i = 0; i < MANY_BIG; i++) {
+        if (ino[i] == 0)
+            continue;
+        snprintf(p, sizeof(p), "%s/big%d.bin", out, i);
+        assert_int_equal(inode_of(p, &c2), ino[i]);
+        assert_int_equal(c2.tv_sec, ct[i].tv_sec);
+        assert_int_equal(c2.tv_nsec, ct[i].tv_nsec);
+    }
+    compare_dirs(src2, out, &count);
+    tmps = 0;
+    assert_int_equal(count_files(out, &tmps), MANY_SMALL + MANY_BIG);
+    assert_int_equal(tmps, 0);
+
+    /* A third run has nothing to do and reads no content. */
+    counter.ranges = 0;
+    assert_int_equal(restore_with(r, snap2, out, src2, 0, 2, &res), 0);
+    assert_int_equal(res.files, 0);
+    assert_int_equal(res.skipped_files, MANY_SMALL + MANY_BIG);
+    assert_int_equal(res.skipped_bytes,
+                     (uint64_t)MANY_BIG * BIG2_LEN +
+                         (uint64_t)MANY_SMALL * 700 +
+                         (uint64_t)MANY_SMALL * (MANY_SMALL - 1) / 2);
+    assert_true(counter.ranges <= 7); /* the trees only: 3 to resolve, 4 */
+    cairn_repo_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_restore_all),
         cmocka_unit_test(test_restore_whole_snapshot),
         cmocka_unit_test(test_restore_subpaths),
+        cmocka_unit_test(test_restore_policies),
+        cmocka_unit_test(test_restore_coalesced),
+        cmocka_unit_test(test_restore_resume),
         cmocka_unit_test(test_restore_damaged),
     };
 
