@@ -3,7 +3,11 @@
  * server sees it (with a person's session), or what the device file knows
  * (without one).  Also the status report a backup to the server sends.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -78,12 +82,128 @@ static void print_field(json_t *o, const char *key, const char *label)
         printf("%-18s %s\n", label, json_is_true(v) ? "yes" : "no");
 }
 
+int cli_agent_state_dir(const char *given, char *out, size_t len)
+{
+    const char *x = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+
+    if (given != NULL && given[0] != '\0')
+        snprintf(out, len, "%s", given);
+    else if (geteuid() == 0)
+        snprintf(out, len, "/var/lib/cairn/agent");
+    else if (x != NULL && x[0] == '/')
+        snprintf(out, len, "%s/cairn-agent", x);
+    else if (home != NULL && home[0] == '/')
+        snprintf(out, len, "%s/.local/state/cairn-agent", home);
+    else
+        return -1;
+    return 0;
+}
+
+/* "1h", "4h", "1d", "90m", "30s", "3600": seconds, or -1. */
+static int64_t parse_duration(const char *s)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+
+    if (end == s || v < 0)
+        return -1;
+    if (*end == '\0' || strcmp(end, "s") == 0)
+        return v;
+    if (strcmp(end, "m") == 0)
+        return v * 60;
+    if (strcmp(end, "h") == 0)
+        return v * 3600;
+    if (strcmp(end, "d") == 0)
+        return v * 86400;
+    return -1;
+}
+
+/* Ask the agent to pause until `until` (0: resume) through its pause
+ * file; it looks at it every few seconds. */
+static int agent_pause(struct cli *c, const char *dir, int64_t until)
+{
+    char path[PATH_MAX + 16], tmp[PATH_MAX + 24], buf[32];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/pause", dir);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    snprintf(buf, sizeof(buf), "%lld\n", (long long)until);
+    if ((f = fopen(tmp, "w")) == NULL || fputs(buf, f) < 0 ||
+        fclose(f) != 0 || rename(tmp, path) != 0) {
+        cli_error(c, "cannot write %s: %s (is the agent's state folder "
+                     "right? --agent-state DIR)",
+                  path, strerror(errno));
+        return EXIT_ERROR;
+    }
+    if (c->json)
+        cli_json_emit(json_pack("{s:s, s:I}", "message_type", "pause",
+                                "paused_until", (json_int_t)until));
+    else if (until == 0)
+        printf("backups resume\n");
+    else {
+        char t[64];
+
+        cli_fmt_time(until * 1000000000, t, sizeof(t));
+        printf("backups paused until %s\n", t);
+    }
+    return EXIT_OK;
+}
+
+/* The agent's own status file, or NULL. */
+static json_t *agent_status(const char *dir)
+{
+    char path[PATH_MAX + 16];
+
+    snprintf(path, sizeof(path), "%s/status.json", dir);
+    return json_load_file(path, 0, NULL);
+}
+
+static void print_agent(json_t *ag)
+{
+    char t[64];
+    json_t *v;
+    size_t i;
+    static const char *const times[][2] = {
+        {"last_backup", "last backup"},
+        {"last_complete_backup", "last complete"},
+        {"next_backup", "next backup"},
+        {"next_verify", "next full scan"},
+        {"paused_until", "paused until"},
+    };
+
+    printf("\nagent\n");
+    print_field(ag, "phase", "phase");
+    print_field(ag, "watcher", "watcher");
+    print_field(ag, "files_todo", "to do");
+    for (i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+        v = json_object_get(ag, times[i][0]);
+        if (json_integer_value(v) > 0) {
+            cli_fmt_time(json_integer_value(v) * 1000000000, t, sizeof(t));
+            printf("%-18s %s\n", times[i][1], t);
+        }
+    }
+    print_field(ag, "errors", "files not read");
+    json_array_foreach(json_object_get(ag, "recent_errors"), i, v)
+        printf("  %s: %s\n", json_string_value(json_object_get(v, "path")),
+               json_string_value(json_object_get(v, "reason")));
+    v = json_object_get(ag, "last_error");
+    if (json_string_length(v) > 0)
+        printf("%-18s %s\n", "last error", json_string_value(v));
+}
+
 int cmd_status(struct cli *c, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'},
+        {"agent-state", required_argument, NULL, 'a'},
+        {"pause", required_argument, NULL, 'p'},
+        {"resume", no_argument, NULL, 'r'},
         {NULL, 0, NULL, 0},
     };
+    const char *agent_dir = NULL, *pause = NULL;
+    char adir[PATH_MAX];
+    int resume = 0;
+    json_t *ag;
     struct cli_session *s = NULL;
     struct cli_device *d = NULL;
     struct cli_api *a = NULL;
@@ -95,11 +215,27 @@ int cmd_status(struct cli *c, int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (ch == 'j')
             c->json = 1;
+        else if (ch == 'a')
+            agent_dir = optarg;
+        else if (ch == 'p')
+            pause = optarg;
+        else if (ch == 'r')
+            resume = 1;
         else
             return EXIT_USAGE;
     }
     if (optind != argc)
         return cli_usage(c, "status takes no arguments");
+    if (cli_agent_state_dir(agent_dir, adir, sizeof(adir)) != 0)
+        adir[0] = '\0';
+    if (pause != NULL || resume) {
+        int64_t secs = resume ? 0 : parse_duration(pause);
+
+        if (secs < 0)
+            return cli_usage(c, "--pause takes a duration: 1h, 4h, 1d, 90m");
+        return agent_pause(c, adir, resume ? 0 : (int64_t)time(NULL) + secs);
+    }
+    ag = adir[0] ? agent_status(adir) : NULL;
     if ((x = cli_device_load(c, &d)) != EXIT_OK) {
         if (x == EXIT_NOREPO)
             cli_error(c, "this computer is not enrolled with a server "
@@ -125,6 +261,10 @@ int cmd_status(struct cli *c, int argc, char **argv)
             json_object_set_new(out, "name", json_string(d->name));
         json_object_set_new(out, "from_server", json_boolean(dev != NULL));
         cli_json_emit(out);
+        if (ag != NULL) {
+            json_object_set_new(ag, "message_type", json_string("agent"));
+            cli_json_emit(json_incref(ag));
+        }
     } else {
         printf("%-18s %s\n", "device", d->device_id);
         printf("%-18s %s\n", "server", d->server);
@@ -154,7 +294,12 @@ int cmd_status(struct cli *c, int argc, char **argv)
                    "server's view: last backup, completeness, alerts)\n",
                    d->server);
         }
+        if (ag != NULL)
+            print_agent(ag);
+        else
+            printf("\n(no cairn-agent state in %s)\n", adir);
     }
+    json_decref(ag);
     json_decref(res);
     cli_api_free(a);
     cli_session_free(s);
