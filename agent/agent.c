@@ -43,6 +43,7 @@
 #include "scan/exclude.h"
 
 #include "agent.h"
+#include "cache_store.h"
 #include "config.h"
 #include "notify.h"
 #include "state.h"
@@ -55,8 +56,9 @@
 #define BACKOFF_MIN 5         /* seconds after a failed backup, doubling */
 #define BACKOFF_MAX 300
 #define IDLE_WAKE_MS 5000     /* re-read the pause file this often */
+#define MAX_UNSETTLED 60      /* seconds a changing file may wait at most */
 
-enum job_kind { JOB_NONE, JOB_BACKUP, JOB_REPORT };
+enum job_kind { JOB_NONE, JOB_BACKUP, JOB_REPORT, JOB_PUSH };
 
 struct job {
     enum job_kind kind;
@@ -98,6 +100,7 @@ struct agent {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     struct job *job;      /* handed to the worker */
+    int job_done;         /* the worker finished it */
     int quit;
     volatile int cancel;  /* stop the running backup (pause, shutdown) */
 
@@ -111,6 +114,7 @@ struct agent {
     int64_t next_verify;  /* epoch seconds */
     int64_t last_status_write;
     int64_t last_heartbeat;
+    int64_t last_push_poll; /* mono_ms */
     int64_t files_todo;
     char phase[32];
     char last_error[256];
@@ -326,7 +330,7 @@ static int watch_excluded(void *arg, const char *path, int is_dir)
 static int open_archive(struct agent *a)
 {
     struct cairn_http_opts ho;
-    struct cairn_store *st = NULL;
+    struct cairn_store *http = NULL, *st = NULL;
     char *spec = NULL;
     int rc;
 
@@ -339,8 +343,12 @@ static int open_archive(struct agent *a)
     ho.pin = a->dev->pin;
     ho.retry_secs = 10; /* then the agent's own backoff */
     ho.max_send_bps = (uint64_t)a->cfg.bandwidth_limit;
-    if ((rc = cairn_store_http_open(&ho, &st)) != 0)
+    if ((rc = cairn_store_http_open(&ho, &http)) != 0)
         return rc;
+    if ((rc = agent_cache_store_new(http, a->st, &st)) != 0) {
+        cairn_store_free(http);
+        return rc;
+    }
     if ((rc = cairn_repo_open_key(st, a->dev->key, a->dev->archive_id,
                                   &a->repo)) != 0) {
         cairn_store_free(st);
@@ -522,7 +530,9 @@ static void *worker(void *arg)
 
     pthread_mutex_lock(&a->lock);
     for (;;) {
-        while (a->job == NULL && !a->quit)
+        /* A job is handed over with job_done 0; a finished one stays in
+         * a->job (job_done 1) until the main thread takes it back. */
+        while ((a->job == NULL || a->job_done) && !a->quit)
             pthread_cond_wait(&a->cond, &a->lock);
         if (a->quit)
             break;
@@ -532,11 +542,15 @@ static void *worker(void *arg)
             run_backup(a, j);
         else if (j->kind == JOB_REPORT)
             report_status(a, a->phase, NULL, a->files_todo, 0);
+        else if (j->kind == JOB_PUSH)
+            /* Files an administrator restores onto this computer (a
+             * replacement, a shared computer): fetched and written like
+             * `cairn restore --pending`; outcomes go to the server. */
+            (void)cli_push_pending(&a->cli, 0);
+        pthread_mutex_lock(&a->lock);
+        a->job_done = 1;
         while (write(a->done_pipe[1], &c, 1) < 0 && errno == EINTR)
             ;
-        pthread_mutex_lock(&a->lock);
-        while (a->job != NULL && !a->quit)
-            pthread_cond_wait(&a->cond, &a->lock); /* main takes it back */
     }
     pthread_mutex_unlock(&a->lock);
     return NULL;
@@ -559,23 +573,24 @@ static void hand_over(struct agent *a, struct job *j)
 {
     pthread_mutex_lock(&a->lock);
     a->job = j;
+    a->job_done = 0;
     pthread_cond_broadcast(&a->cond);
     pthread_mutex_unlock(&a->lock);
     a->busy = 1;
 }
 
-/* The worker finished: take the job back. */
+/* The worker finished (its byte is in the pipe): take the job back. */
 static struct job *take_back(struct agent *a)
 {
     struct job *j;
-    char buf[16];
+    char buf;
 
-    while (read(a->done_pipe[0], buf, sizeof(buf)) < 0 && errno == EINTR)
+    while (read(a->done_pipe[0], &buf, 1) < 0 && errno == EINTR)
         ;
     pthread_mutex_lock(&a->lock);
     j = a->job;
     a->job = NULL;
-    pthread_cond_broadcast(&a->cond);
+    a->job_done = 0;
     pthread_mutex_unlock(&a->lock);
     a->busy = 0;
     return j;
@@ -756,8 +771,14 @@ static int start_backup(struct agent *a)
     size_t i;
     int rc;
 
-    rc = agent_todo_take(a->st, mono_ms() - a->cfg.settle * 1000, BATCH_MAX,
-                         &b);
+    /* Settled entries, and those waiting longer than MAX_UNSETTLED (or
+     * the interval, if longer) even if they are still changing. */
+    rc = agent_todo_take_overdue(
+        a->st, mono_ms() - a->cfg.settle * 1000,
+        mono_ms() - (a->cfg.frequency > MAX_UNSETTLED ? a->cfg.frequency
+                                                      : MAX_UNSETTLED) *
+                        1000,
+        BATCH_MAX, &b);
     if (rc != 0 || b->n == 0) {
         /* Nothing has settled yet: look again when the newest change
          * could have (the oldest is sooner, but this never spins). */
@@ -1076,6 +1097,7 @@ int agent_run(struct agent *a, volatile sig_atomic_t *stop)
         if (*stop && !stopping) {
             stopping = 1;
             a->cancel = 1;
+            a->cli.cancel = 1; /* a push restore in progress */
             agent_notify("STOPPING=1");
         }
         if (stopping && !a->busy)
@@ -1134,6 +1156,16 @@ int agent_run(struct agent *a, volatile sig_atomic_t *stop)
         if (!paused(a) && a->files_todo > 0 &&
             mono_ms() >= next_due(a) && start_backup(a))
             continue;
+        if (!paused(a) && a->o.push_poll > 0 &&
+            (a->last_push_poll == 0 ||
+             mono_ms() - a->last_push_poll >= a->o.push_poll * 1000)) {
+            a->last_push_poll = mono_ms();
+            if ((j = calloc(1, sizeof(*j))) != NULL) {
+                j->kind = JOB_PUSH;
+                hand_over(a, j);
+                continue;
+            }
+        }
         if (!a->busy && mono_s() - a->last_heartbeat >= HEARTBEAT_EVERY) {
             a->last_heartbeat = mono_s();
             if ((j = calloc(1, sizeof(*j))) != NULL) {

@@ -23,6 +23,7 @@ struct agent_opts {
     int watch_mode;          /* AGENT_WATCH_* (watch.h) */
     unsigned max_watches;    /* inotify limit of our own (tests); 0: none */
     int once;     /* back up what is queued (a full scan first), then exit */
+    int push_poll; /* seconds between looks for push restores; 0: never */
     int verbose;  /* log each batch */
 };
 

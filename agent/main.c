@@ -58,8 +58,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: cairn-agent [--config FILE] [--device-file FILE] "
             "[--state-dir DIR]\n"
-            "                   [--watch auto|inotify|fanotify] [--once] "
-            "[-v]\n\n"
+            "                   [--watch auto|inotify|fanotify] "
+            "[--push-poll SECS] [--once] [-v]\n\n"
             "Backs up the folders of its configuration to the server this "
             "computer is\nenrolled with (cairn enrol), continuously.  See "
             "docs/AGENT.md.\n");
@@ -74,6 +74,7 @@ int main(int argc, char **argv)
         {"watch", required_argument, NULL, 'w'},
         {"max-watches", required_argument, NULL, 'm'},
         {"once", no_argument, NULL, '1'},
+        {"push-poll", required_argument, NULL, 'p'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -88,6 +89,7 @@ int main(int argc, char **argv)
 
     memset(&o, 0, sizeof(o));
     o.watch_mode = AGENT_WATCH_AUTO;
+    o.push_poll = 120;
     while ((ch = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
         switch (ch) {
         case 'c':
@@ -116,6 +118,9 @@ int main(int argc, char **argv)
             break;
         case '1':
             o.once = 1;
+            break;
+        case 'p':
+            o.push_poll = atoi(optarg);
             break;
         case 'v':
             o.verbose = verbose = 1;

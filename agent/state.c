@@ -64,6 +64,14 @@ static const char *const migrations[] = {
     "  reason TEXT NOT NULL,"
     "  time INTEGER NOT NULL);"
     "CREATE INDEX file_errors_path ON file_errors(path);",
+    /* version 2: the local copy of the archive's immutable objects (index
+     * objects, snapshots, config), so a start does not fetch them all */
+    "CREATE TABLE object_cache ("
+    "  type INTEGER NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  body BLOB NOT NULL,"
+    "  PRIMARY KEY (type, name)"
+    ") WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -81,6 +89,9 @@ enum stmt_id {
     S_TODO_COUNT,
     S_KV_SET,
     S_KV_GET,
+    S_CACHE_GET,
+    S_CACHE_PUT,
+    S_CACHE_DEL,
     S_KV_DEL,
     S_RUN_ADD,
     S_RUN_TRIM,
@@ -103,13 +114,14 @@ static const char *const stmt_sql[S_COUNT] = {
         "INSERT INTO todo (path, flags, first_seen, last_changed, batch) "
         "VALUES (?1, ?2, ?3, ?3, 0) ON CONFLICT (path) DO UPDATE SET "
         "flags = CASE WHEN (?2 & 3) != 0 THEN (flags & 4) | ?2 "
-        "ELSE flags | ?2 END, last_changed = ?3, batch = 0",
+        "ELSE flags | ?2 END, last_changed = ?3, first_seen = CASE WHEN "
+        "batch != 0 THEN ?3 ELSE first_seen END, batch = 0",
     [S_TODO_DROP_BELOW] = "DELETE FROM todo WHERE batch = 0 AND path >= ?1 "
                           "AND path < ?2 AND path != ?3",
     [S_TODO_MARK] =
         "UPDATE todo SET batch = ?1 WHERE path IN (SELECT path FROM todo "
-        "WHERE batch = 0 AND last_changed <= ?2 ORDER BY last_changed "
-        "LIMIT ?3)",
+        "WHERE batch = 0 AND (last_changed <= ?2 OR first_seen <= ?4) "
+        "ORDER BY last_changed LIMIT ?3)",
     [S_TODO_BATCH] = "SELECT path, flags, first_seen, last_changed FROM todo "
                      "WHERE batch = ?1 ORDER BY path",
     [S_TODO_DONE] = "DELETE FROM todo WHERE batch = ?1 AND batch != 0",
@@ -123,6 +135,11 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_KV_SET] = "INSERT INTO kv (key, value) VALUES (?1, ?2) "
                  "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
     [S_KV_GET] = "SELECT value FROM kv WHERE key = ?1",
+    [S_CACHE_GET] = "SELECT body FROM object_cache WHERE type = ?1 AND "
+                    "name = ?2",
+    [S_CACHE_PUT] = "INSERT OR IGNORE INTO object_cache (type, name, body) "
+                    "VALUES (?1, ?2, ?3)",
+    [S_CACHE_DEL] = "DELETE FROM object_cache WHERE type = ?1 AND name = ?2",
     [S_KV_DEL] = "DELETE FROM kv WHERE key = ?1",
     [S_RUN_ADD] = "INSERT INTO runs (start) VALUES (?1)",
     [S_RUN_TRIM] = "DELETE FROM runs WHERE id <= ?1",
@@ -755,6 +772,13 @@ static int read_batch(struct agent_state *st, struct agent_todo_batch *b,
 int agent_todo_take(struct agent_state *st, int64_t settle_before,
                     size_t limit, struct agent_todo_batch **out)
 {
+    return agent_todo_take_overdue(st, settle_before, INT64_MIN, limit, out);
+}
+
+int agent_todo_take_overdue(struct agent_state *st, int64_t settle_before,
+                            int64_t queued_before, size_t limit,
+                            struct agent_todo_batch **out)
+{
     struct agent_todo_batch *b;
     sqlite3_stmt *s;
     int64_t id;
@@ -779,6 +803,7 @@ int agent_todo_take(struct agent_state *st, int64_t settle_before,
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int64(s, 2, settle_before);
     sqlite3_bind_int64(s, 3, (sqlite3_int64)limit);
+    sqlite3_bind_int64(s, 4, queued_before);
     if ((rc = exec_step(st, s, &changed)) != 0)
         goto err1;
     if (changed == 0) {
@@ -1231,6 +1256,78 @@ int agent_error_clear_path(struct agent_state *st, const char *path)
     pthread_mutex_lock(&st->lock);
     if ((s = stmt(st, S_ERR_CLEAR_PATH, &rc)) != NULL) {
         sqlite3_bind_text(s, 1, path, -1, SQLITE_TRANSIENT);
+        rc = exec_step(st, s, NULL);
+    }
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+/* ---- the object cache ---- */
+
+int agent_cache_get(struct agent_state *st, int type, const char *name,
+                    uint8_t **out, size_t *out_len)
+{
+    sqlite3_stmt *s;
+    const void *b;
+    size_t n;
+    int rc = 0, r;
+
+    *out = NULL;
+    *out_len = 0;
+    pthread_mutex_lock(&st->lock);
+    if ((s = stmt(st, S_CACHE_GET, &rc)) == NULL)
+        goto out;
+    sqlite3_bind_int(s, 1, type);
+    sqlite3_bind_text(s, 2, name, -1, SQLITE_TRANSIENT);
+    r = sqlite3_step(s);
+    if (r == SQLITE_ROW) {
+        b = sqlite3_column_blob(s, 0);
+        n = (size_t)sqlite3_column_bytes(s, 0);
+        if ((*out = malloc(n ? n : 1)) == NULL)
+            rc = CAIRN_ENOMEM;
+        else {
+            if (n > 0)
+                memcpy(*out, b, n);
+            *out_len = n;
+        }
+    } else if (r == SQLITE_DONE) {
+        rc = CAIRN_ENOENT;
+    } else {
+        rc = sq_err(st, sqlite3_extended_errcode(st->db));
+    }
+    done(s);
+out:
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+int agent_cache_put(struct agent_state *st, int type, const char *name,
+                    const uint8_t *buf, size_t len)
+{
+    sqlite3_stmt *s;
+    int rc = 0;
+
+    pthread_mutex_lock(&st->lock);
+    if ((s = stmt(st, S_CACHE_PUT, &rc)) != NULL) {
+        sqlite3_bind_int(s, 1, type);
+        sqlite3_bind_text(s, 2, name, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_blob64(s, 3, len ? buf : (const void *)"", len,
+                            SQLITE_TRANSIENT);
+        rc = exec_step(st, s, NULL);
+    }
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+int agent_cache_drop(struct agent_state *st, int type, const char *name)
+{
+    sqlite3_stmt *s;
+    int rc = 0;
+
+    pthread_mutex_lock(&st->lock);
+    if ((s = stmt(st, S_CACHE_DEL, &rc)) != NULL) {
+        sqlite3_bind_int(s, 1, type);
+        sqlite3_bind_text(s, 2, name, -1, SQLITE_TRANSIENT);
         rc = exec_step(st, s, NULL);
     }
     pthread_mutex_unlock(&st->lock);

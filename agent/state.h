@@ -110,6 +110,17 @@ int agent_todo_add(struct agent_state *st, const char *path, unsigned flags,
 int agent_todo_take(struct agent_state *st, int64_t settle_before,
                     size_t limit, struct agent_todo_batch **out);
 
+/*
+ * As agent_todo_take, but also take entries queued at or before
+ * queued_before even if they are still changing (a file written without
+ * pause, such as a log, is backed up at least that often).  An entry
+ * changed again while in flight counts as queued anew when it goes back
+ * to waiting.
+ */
+int agent_todo_take_overdue(struct agent_state *st, int64_t settle_before,
+                            int64_t queued_before, size_t limit,
+                            struct agent_todo_batch **out);
+
 /* Free a batch (not its entries in the list).  NULL is fine. */
 void agent_todo_batch_free(struct agent_todo_batch *b);
 
@@ -205,5 +216,21 @@ int agent_error_count(struct agent_state *st, int64_t *out);
  * (it was read since). */
 int agent_error_clear(struct agent_state *st);
 int agent_error_clear_path(struct agent_state *st, const char *path);
+
+/* ---- the object cache ----
+ *
+ * The local copy of an archive's immutable objects (index objects,
+ * snapshots, the config: content-named, never rewritten), so that the
+ * agent does not fetch the whole index again at every start.  type is a
+ * cairn_obj_type.  */
+
+/* *out (malloc'ed, *out_len bytes) or CAIRN_ENOENT. */
+int agent_cache_get(struct agent_state *st, int type, const char *name,
+                    uint8_t **out, size_t *out_len);
+/* Keep a copy (an existing one is kept). */
+int agent_cache_put(struct agent_state *st, int type, const char *name,
+                    const uint8_t *buf, size_t len);
+/* Forget one (it did not decode: fetch it again next time). */
+int agent_cache_drop(struct agent_state *st, int type, const char *name);
 
 #endif

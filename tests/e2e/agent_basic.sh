@@ -84,4 +84,18 @@ jq -e 'select(.message_type == "agent") | .files_todo == 0 and .last_backup > 0'
 
 agent_stop
 ok "agent stopped cleanly"
+
+# Started again: it catches up on what changed while it was stopped, and
+# reads no index object from the server (its local copy has them all).
+nidx=$(grep -c 'GET /api/v1/devices/[0-9a-f]*/objects/index/' "$SRV_LOG" || true)
+printf 'while the agent was stopped\n' > "$SEL/docs/offline-edit"
+n=$(commits)
+agent_start --watch inotify
+wait_commit "$n" 30
+wait_idle 30
+(( $(grep -c 'GET /api/v1/devices/[0-9a-f]*/objects/index/' "$SRV_LOG" || true) == nidx )) \
+    || fail "the restarted agent fetched index objects again"
+latest_matches
+ok "restart: the change made while stopped is backed up; no index object fetched again"
+agent_stop
 e2e_server_stop

@@ -93,9 +93,9 @@ static void test_open_schema(void **state)
     char *mode = NULL;
     sqlite3_stmt *s;
 
-    assert_int_equal(agent_state_schema_version(f->st), 1);
+    assert_int_equal(agent_state_schema_version(f->st), 2);
     reopen(f);
-    assert_int_equal(agent_state_schema_version(f->st), 1);
+    assert_int_equal(agent_state_schema_version(f->st), 2);
     /* WAL on disk. */
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s,
@@ -115,9 +115,16 @@ static void test_open_schema(void **state)
     f->st = NULL;
     assert_int_equal(agent_state_open(f->path, &f->st), CAIRN_EVERSION);
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL);
+    /* A version 1 file (no object cache yet) is migrated. */
+    assert_int_equal(sqlite3_exec(db, "DROP TABLE object_cache; "
+                                      "PRAGMA user_version = 1",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
     sqlite3_close(db);
     assert_int_equal(agent_state_open(f->path, &f->st), 0);
+    assert_int_equal(agent_state_schema_version(f->st), 2);
+    assert_int_equal(agent_cache_put(f->st, 3, "bb", (const uint8_t *)"z", 1),
+                     0);
 }
 
 static void test_add_rejects(void **state)
@@ -349,6 +356,72 @@ static void test_rescan_supersedes(void **state)
     agent_todo_batch_free(b);
 }
 
+/* A file that never stops changing is taken once it has waited long
+ * enough; changed again in flight, it waits anew. */
+static void test_take_overdue(void **state)
+{
+    struct fx *f = *state;
+    struct agent_todo_batch *b = NULL;
+    int64_t t;
+
+    for (t = 0; t <= 60; t += 5)
+        assert_int_equal(agent_todo_add(f->st, "/log", AGENT_TODO_CHANGED, t),
+                         0);
+    /* at 61: not settled (changed at 60), not overdue if the limit is 0 */
+    assert_int_equal(agent_todo_take_overdue(f->st, 59, -1, 10, &b), 0);
+    assert_int_equal(b->n, 0);
+    agent_todo_batch_free(b);
+    /* queued at 0, overdue past 60 s */
+    assert_int_equal(agent_todo_take_overdue(f->st, 59, 1, 10, &b), 0);
+    assert_int_equal(b->n, 1);
+    assert_string_equal(b->items[0].path, "/log");
+    /* changed while in flight: waiting again, queued anew at 62 */
+    assert_int_equal(agent_todo_add(f->st, "/log", AGENT_TODO_CHANGED, 62), 0);
+    assert_int_equal(agent_todo_done(f->st, b->id), 0);
+    agent_todo_batch_free(b);
+    assert_int_equal(agent_todo_take_overdue(f->st, 61, 10, 10, &b), 0);
+    assert_int_equal(b->n, 0);
+    agent_todo_batch_free(b);
+    assert_int_equal(agent_todo_take_overdue(f->st, 61, 62, 10, &b), 0);
+    assert_int_equal(b->n, 1);
+    agent_todo_batch_free(b);
+}
+
+/* The object cache: kept across a reopen, first copy wins, dropped on
+ * demand; types and names are separate keys. */
+static void test_object_cache(void **state)
+{
+    struct fx *f = *state;
+    uint8_t *b = NULL, big[70000];
+    size_t n = 0;
+
+    memset(big, 0xab, sizeof(big));
+    assert_int_equal(agent_cache_get(f->st, 3, "aa", &b, &n), CAIRN_ENOENT);
+    assert_null(b);
+    assert_int_equal(agent_cache_put(f->st, 3, "aa", big, sizeof(big)), 0);
+    assert_int_equal(agent_cache_put(f->st, 3, "aa", (const uint8_t *)"x", 1),
+                     0);
+    assert_int_equal(agent_cache_put(f->st, 4, "aa", (const uint8_t *)"y", 1),
+                     0);
+    assert_int_equal(agent_cache_put(f->st, 0, "config", NULL, 0), 0);
+    reopen(f);
+    assert_int_equal(agent_cache_get(f->st, 3, "aa", &b, &n), 0);
+    assert_int_equal(n, sizeof(big));
+    assert_memory_equal(b, big, sizeof(big));
+    free(b);
+    assert_int_equal(agent_cache_get(f->st, 4, "aa", &b, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(b[0], 'y');
+    free(b);
+    assert_int_equal(agent_cache_get(f->st, 0, "config", &b, &n), 0);
+    assert_int_equal(n, 0);
+    free(b);
+    assert_int_equal(agent_cache_drop(f->st, 3, "aa"), 0);
+    assert_int_equal(agent_cache_get(f->st, 3, "aa", &b, &n), CAIRN_ENOENT);
+    assert_int_equal(agent_cache_get(f->st, 4, "aa", &b, &n), 0);
+    free(b);
+}
+
 static void test_kv_and_commit(void **state)
 {
     struct fx *f = *state;
@@ -530,6 +603,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_object_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_take_overdue, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
