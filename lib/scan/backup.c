@@ -422,6 +422,8 @@ int cairn_backup(struct cairn_repo *r, const struct cairn_backup_opts *o,
     if (b.inflight_max < 2 * b.seg_size)
         b.inflight_max = 2 * b.seg_size;
     b.start_ns = bk_now_ns();
+    if (o->parent != NULL)
+        b.parent_start_ns = o->parent->time_ns;
     b.ring_cap = RING_CAP;
     pthread_mutex_init(&b.lock, NULL);
     pthread_cond_init(&b.nonempty, NULL);

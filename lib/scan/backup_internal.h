@@ -145,6 +145,11 @@ struct bk {
     atomic_uint_fast64_t old_files, old_dirs, old_bytes;
 
     int64_t start_ns, last_progress_ns;
+    /* The parent snapshot's start (0: no parent).  A file whose recorded
+     * mtime or ctime is within one timestamp tick of it (or after it) is
+     * read again even if it looks unchanged: a change in the same tick as
+     * the parent's stat leaves size and times equal (bk_racy). */
+    int64_t parent_start_ns;
     /* The counting thread (count_totals). */
     atomic_uint_fast64_t files_total, bytes_total;
     atomic_int totals_final;

@@ -344,6 +344,30 @@ static void entry_drop_last(struct bk_dir *d)
     bk_entry_clear(&d->entries[--d->n]);
 }
 
+/*
+ * "Racy" entries: changed too close to the parent's stat for the times to
+ * tell.  File times come from a coarse clock (a scheduler tick, 1-10 ms,
+ * on file systems with nanosecond times; whole seconds, or two, on
+ * others), so a file written again within the same tick as the parent
+ * backup looked at it keeps its size and times.  The parent looked at
+ * every file after its start, so a file whose times are within a tick of
+ * that start, or later, is read again (as git does with its index).
+ */
+#define RACY_TICK_NS (50 * 1000 * 1000LL)       /* fine-grained times */
+#define RACY_COARSE_NS (2 * 1000 * 1000 * 1000LL) /* whole-second times */
+static int racy(const struct bk *b, const struct cairn_tree_entry *oe)
+{
+    int64_t tick;
+
+    if (b->parent_start_ns == 0)
+        return 0;
+    tick = (oe->mtime_ns % 1000000000 == 0 && oe->ctime_ns % 1000000000 == 0)
+               ? RACY_COARSE_NS
+               : RACY_TICK_NS;
+    return oe->mtime_ns >= b->parent_start_ns - tick ||
+           oe->ctime_ns >= b->parent_start_ns - tick;
+}
+
 /* Is the file unchanged since the parent snapshot?  Then reuse its ids. */
 static int reuse_unchanged(struct bk *b, const struct cairn_tree_entry *oe,
                            const struct stat *st, struct cairn_tree_entry *e)
@@ -354,6 +378,8 @@ static int reuse_unchanged(struct bk *b, const struct cairn_tree_entry *oe,
         oe->size != (uint64_t)st->st_size ||
         oe->mtime_ns != ts_ns(&st->st_mtim) ||
         oe->ctime_ns != ts_ns(&st->st_ctim) || oe->ino != st->st_ino)
+        return 0;
+    if (racy(b, oe))
         return 0;
     for (i = 0; i < oe->ncontent; i++)
         if (cairn_repo_lookup(b->r, oe->content[i], NULL) != 0)

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -467,6 +468,11 @@ static void first_backup(void)
     struct cairn_backup_result r;
     struct run rn;
 
+    struct timespec pause = {0, 120 * 1000 * 1000};
+
+    /* Past the files' timestamp tick, so nothing is "racy" (read again
+     * for having changed too close to the parent backup). */
+    nanosleep(&pause, NULL);
     memset(&rn, 0, sizeof(rn));
     anc_stat(&anc_parent);
     assert_int_equal(backup(&rn, &r), 0);
