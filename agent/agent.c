@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <pthread.h>
@@ -413,6 +414,22 @@ static void report_status(struct agent *a, const char *phase,
                     (json_int_t)bytes, "files_todo", (json_int_t)todo,
                     "bytes_todo", (json_int_t)btodo, "errors",
                     (json_int_t)errors);
+    if (req != NULL) {
+        /* When the next backup is due (the interval after this one; with
+         * frequency 0, as soon as something changes: not known). */
+        int64_t next = a->cfg.frequency > 0 ? (int64_t)time(NULL) +
+                                                  a->cfg.frequency
+                                            : 0;
+        char when[32];
+        struct tm tm;
+        time_t t = (time_t)next;
+
+        if (next > 0 && gmtime_r(&t, &tm) != NULL &&
+            strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) > 0)
+            json_object_set_new(req, "next_backup", json_string(when));
+        else
+            json_object_set_new(req, "next_backup", json_null());
+    }
     snprintf(path, sizeof(path), "/api/v1/devices/%s/status",
              a->dev->device_id);
     if (req != NULL && cli_api_call(a->api, "POST", path, req, NULL) != 0)
@@ -883,6 +900,9 @@ static void finish_backup(struct agent *a, struct job *j)
     set_phase(a, a->backoff_until ? "waiting" : "idle");
     agent_notify("STATUS=idle");
     write_status(a, 1);
+    /* Give what the backup used back to the system: an idle agent's
+     * footprint is its index and state, not its largest backup's. */
+    malloc_trim(0);
 }
 
 /* ---- pause ---- */

@@ -4,6 +4,7 @@
  * service with a watchdog, or by hand with --once for a single pass.
  */
 #include <getopt.h>
+#include <malloc.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -147,6 +148,11 @@ int main(int argc, char **argv)
             snprintf(cfg, sizeof(cfg), "%s/.config/cairn/agent.json", home);
         o.config_path = cfg;
     }
+    /* Memory: buffers of a megabyte or more go straight back to the
+     * system when freed, and few arenas (a long-running daemon should not
+     * keep a heap per thread that ever ran). */
+    mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
+    mallopt(M_ARENA_MAX, 2);
     cairn_log_set(on_log, NULL);
     srandom((unsigned)time(NULL) ^ (unsigned)getpid());
     memset(&sa, 0, sizeof(sa));

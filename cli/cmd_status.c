@@ -281,6 +281,7 @@ int cmd_status(struct cli *c, int argc, char **argv)
             print_field(dev, "last_activity", "last activity");
             print_field(dev, "last_backup", "last backup");
             print_field(dev, "first_backup", "first full backup");
+            print_field(dev, "next_backup", "next backup");
             print_field(dev, "percent", "% complete");
             print_field(dev, "files_selected", "files selected");
             print_field(dev, "bytes_selected", "bytes selected");

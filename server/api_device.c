@@ -224,15 +224,16 @@ static json_t *device_json(struct srv *s, const struct cat_device *d,
         pct = 0;
     if (pct > 100)
         pct = 100;
-    j = json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:s,"
-                  " s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:s}",
+    j = json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o,"
+                  " s:s, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:s}",
                   "id", d->id, "name", d->name, "category", d->category,
                   "department", dept_name_json(s, d->dept_id), "owner",
                   user_name_json(s, d->owner_id), "state", d->state,
                   "enrolled_at", api_time_json(d->enrolled_at),
                   "last_activity", api_time_json(d->last_activity),
                   "last_backup", api_time_json(d->last_backup),
-                  "first_backup", api_time_json(d->first_backup), "phase",
+                  "first_backup", api_time_json(d->first_backup),
+                  "next_backup", api_time_json(d->next_backup), "phase",
                   d->phase, "files_selected", (json_int_t)d->files_selected,
                   "bytes_selected", (json_int_t)d->bytes_selected,
                   "files_todo", (json_int_t)d->files_todo, "bytes_todo",
@@ -852,7 +853,8 @@ static int device_status(struct http_req *r)
 {
     static const char *const keys[] = {"phase",      "files_selected",
                                        "bytes_selected", "files_todo",
-                                       "bytes_todo", "errors", NULL};
+                                       "bytes_todo", "errors",
+                                       "next_backup", NULL};
     static const char *const nums[] = {"files_selected", "bytes_selected",
                                        "files_todo", "bytes_todo", "errors"};
     struct srv *s = http_srv(r);
@@ -861,6 +863,7 @@ static int device_status(struct http_req *r)
     struct cat_device d;
     json_int_t v[5];
     json_t *body, *j;
+    int64_t next = -1;
     int rc, i;
 
     if (strcmp(id, a->device_id) != 0)
@@ -883,6 +886,17 @@ static int device_status(struct http_req *r)
             return http_respond_error(r, 400, "bad_request",
                                       "%s must be an integer >= 0", nums[i]);
         v[i] = json_integer_value(j);
+    }
+    /* When the agent will back up next: RFC 3339, or null (not known). */
+    if ((j = json_object_get(body, "next_backup")) != NULL) {
+        if (json_is_null(j))
+            next = 0;
+        else if (!json_is_string(j) ||
+                 api_time_parse(json_string_value(j), &next) != 0 ||
+                 next <= 0)
+            return http_respond_error(r, 400, "bad_request",
+                                      "next_backup must be an RFC 3339 time "
+                                      "or null");
     }
     pthread_mutex_lock(&api_device_mutex);
     if ((rc = cat_device_get(s->cat, id, &d)) != 0) {
@@ -907,6 +921,8 @@ static int device_status(struct http_req *r)
         d.bytes_todo = v[3];
     if (v[4] >= 0)
         d.errors = v[4];
+    if (next >= 0)
+        d.next_backup = next;
     d.last_activity = srv_now();
     rc = cat_device_update(s->cat, &d);
     pthread_mutex_unlock(&api_device_mutex);

@@ -141,6 +141,7 @@ struct cat_device {
     int64_t errors;
     /* migration from the old backup service */
     int64_t legacy_cancelled_at, legacy_cancelled_by;
+    int64_t next_backup; /* as the agent last reported it (0: unknown) */
 };
 int cat_device_add(struct catalog *c, const struct cat_device *d);
 int cat_device_get(struct catalog *c, const char *id, struct cat_device *out);

@@ -36,6 +36,10 @@
 
 /* ---- schema ---- */
 
+/* version 5 */
+static const char *const cat_schema_next_backup =
+    "ALTER TABLE devices ADD COLUMN next_backup INTEGER NOT NULL DEFAULT 0;";
+
 static const char *const *const migrations[] = {
     /* version 1: the whole schema of cairnd 0.1 */
     &cat_schema_v1,
@@ -45,7 +49,10 @@ static const char *const *const migrations[] = {
     &cat_schema_push,
     /* version 4: settings pushed to agents (catalog_settings.c) */
     &cat_schema_settings,
+    /* version 5: when a device's agent will back up next */
+    &cat_schema_next_backup,
 };
+
 const char *const cat_schema_v1 =
     "CREATE TABLE org ("
     "  id INTEGER PRIMARY KEY CHECK (id = 1),"
@@ -153,7 +160,7 @@ const char *const cat_schema_v1 =
     "wrap_escrow, wrap_owner, state, replaced_by, enrolled_at, enrolled_by, "  \
     "last_activity, last_backup, first_backup, files_selected, "              \
     "bytes_selected, files_todo, bytes_todo, bytes_stored, phase, errors, "    \
-    "legacy_cancelled_at, legacy_cancelled_by"
+    "legacy_cancelled_at, legacy_cancelled_by, next_backup"
 
 enum stmt_id {
     S_ORG_ADD,
@@ -243,7 +250,7 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_ADDR_RESET] = "DELETE FROM addr_failures WHERE addr = ?1",
     [S_DEV_ADD] = "INSERT INTO devices (" DEV_COLS ") VALUES (?1, ?2, ?3, ?4, "
                   "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
-                  "?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
+                  "?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
     [S_DEV_GET] = "SELECT " DEV_COLS " FROM devices WHERE id = ?1",
     [S_DEV_UPD] = "UPDATE devices SET name = ?2, category = ?3, dept_id = ?4, "
                   "owner_id = ?5, token_hash = ?6, archive_id = ?7, "
@@ -253,7 +260,7 @@ static const char *const stmt_sql[S_COUNT] = {
                   "files_selected = ?17, bytes_selected = ?18, files_todo = "
                   "?19, bytes_todo = ?20, bytes_stored = ?21, phase = ?22, "
                   "errors = ?23, legacy_cancelled_at = ?24, "
-                  "legacy_cancelled_by = ?25 WHERE id = ?1",
+                  "legacy_cancelled_by = ?25, next_backup = ?26 WHERE id = ?1",
     [S_DEV_LIST] = "SELECT " DEV_COLS " FROM devices WHERE (?1 = 0 OR "
                    "dept_id = ?1) AND (?2 IS NULL OR category = ?2) AND "
                    "(?3 = 0 OR owner_id = ?3) AND (?4 = 0 OR state = "
@@ -1300,6 +1307,7 @@ static void bind_device(sqlite3_stmt *st, const struct cat_device *d)
     sqlite3_bind_int64(st, 23, d->errors);
     sqlite3_bind_int64(st, 24, d->legacy_cancelled_at);
     sqlite3_bind_int64(st, 25, d->legacy_cancelled_by);
+    sqlite3_bind_int64(st, 26, d->next_backup);
 }
 
 static int get_device(sqlite3_stmt *st, void *out)
@@ -1330,6 +1338,7 @@ static int get_device(sqlite3_stmt *st, void *out)
     d->errors = sqlite3_column_int64(st, 22);
     d->legacy_cancelled_at = sqlite3_column_int64(st, 23);
     d->legacy_cancelled_by = sqlite3_column_int64(st, 24);
+    d->next_backup = sqlite3_column_int64(st, 25);
     if ((rc = col_blobdup(st, 7, &d->wrap_escrow, &d->wrap_escrow_len)) != 0)
         return rc;
     return col_blobdup(st, 8, &d->wrap_owner, &d->wrap_owner_len);

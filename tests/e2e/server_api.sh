@@ -403,9 +403,10 @@ ok "index objects and the snapshot stored; metrics count them"
 
 # ------------------------------------------------------------ status
 expect 204 POST /api/v1/devices/$DEV1/status $(dev1) \
-    $(json '{"phase":"idle","files_selected":21,"bytes_selected":3000100,"files_todo":0,"bytes_todo":0,"errors":0}')
+    $(json '{"phase":"idle","files_selected":21,"bytes_selected":3000100,"files_todo":0,"bytes_todo":0,"errors":0,"next_backup":"2030-01-02T03:04:05+01:00"}')
 expect 403 POST /api/v1/devices/$DEV2/status $(dev1) $(json '{"phase":"idle"}')
 expect 400 POST /api/v1/devices/$DEV1/status $(dev1) $(json '{"files_todo":-1}')
+expect 400 POST /api/v1/devices/$DEV1/status $(dev1) $(json '{"next_backup":"soon"}')
 expect 200 GET /api/v1/devices $(bearer "$ADMIN")
 [[ $(jq length "$T/body") == 2 ]] || fail "admin sees every device"
 d1=$(jq -c ".[] | select(.id==\"$DEV1\")" "$T/body")
@@ -413,6 +414,7 @@ d1=$(jq -c ".[] | select(.id==\"$DEV1\")" "$T/body")
 [[ $(jq -r .first_backup <<<"$d1") != null ]] || fail "no first_backup: $d1"
 [[ $(jq -r .alert <<<"$d1") == ok ]] || fail "alert: $d1"
 [[ $(jq -r .phase <<<"$d1") == idle ]] || fail "phase: $d1"
+[[ $(jq -r .next_backup <<<"$d1") == 2030-01-02T02:04:05Z ]] || fail "next_backup: $d1"
 [[ $(jq -r .owner <<<"$d1") == ana ]] || fail "owner: $d1"
 [[ $(jq -r .bytes_stored <<<"$d1") -gt 0 ]] || fail "bytes_stored: $d1"
 expect 200 GET "/api/v1/devices?category=shared" $(bearer "$ADMIN")

@@ -60,7 +60,7 @@ static void test_open_reopen(void **state)
     sqlite3 *db;
     sqlite3_stmt *st;
 
-    assert_int_equal(catalog_schema_version(f->c), 4);
+    assert_int_equal(catalog_schema_version(f->c), 5);
     memset(&o, 0, sizeof(o));
     snprintf(o.name, sizeof(o.name), "Acme");
     o.created = 5;
@@ -70,7 +70,7 @@ static void test_open_reopen(void **state)
 
     /* Reopen: nothing is migrated again and the data is there. */
     assert_int_equal(catalog_open_sqlite(f->path, &c2), 0);
-    assert_int_equal(catalog_schema_version(c2), 4);
+    assert_int_equal(catalog_schema_version(c2), 5);
     assert_int_equal(cat_org_get(c2, &o), 0);
     assert_string_equal(o.name, "Acme");
     cat_org_clear(&o);
@@ -108,7 +108,7 @@ static void test_open_reopen(void **state)
     {
         /* put it back for teardown */
         assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-        sqlite3_exec(db, "UPDATE schema_version SET version = 4", NULL, NULL,
+        sqlite3_exec(db, "UPDATE schema_version SET version = 5", NULL, NULL,
                      NULL);
         sqlite3_close(db);
         assert_int_equal(catalog_open_sqlite(f->path, &f->c), 0);
