@@ -132,6 +132,16 @@ int cairn_pack_trailer_append(const struct cairn_pack_info *pi,
 int cairn_pack_read_index(const uint8_t *pack, size_t len,
                           const uint8_t *mac_key, struct cairn_index **out);
 
+/*
+ * The same, for a caller that has already computed the SHA-256 of
+ * pack[0..len) (in the same pass as opening its blobs, say): packs[0].id
+ * is set to id without hashing again.  CAIRN_EINVAL if id is NULL.
+ */
+int cairn_pack_read_index_hashed(const uint8_t *pack, size_t len,
+                                 const uint8_t *mac_key,
+                                 const uint8_t id[CAIRN_ID_LEN],
+                                 struct cairn_index **out);
+
 /* From a pack's last CAIRN_PACK_FOOTER_LEN bytes, the trailer's length
  * (for reading just the tail of a large pack). */
 int cairn_pack_footer_decode(const uint8_t footer[CAIRN_PACK_FOOTER_LEN],

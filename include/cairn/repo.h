@@ -16,7 +16,7 @@
 #include "cairn/tree.h"
 
 #define CAIRN_PACK_SIZE_DEFAULT (16u * 1024 * 1024)
-#define CAIRN_ZSTD_LEVEL_DEFAULT 1
+#define CAIRN_ZSTD_LEVEL_DEFAULT 2
 
 struct cairn_repo;
 

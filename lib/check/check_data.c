@@ -55,7 +55,10 @@ static int read_pack(struct ck_worker *w, struct ck_pack *p)
     const struct cairn_pack_info *pi = p->info;
     const struct cairn_index_entry *e;
     struct cairn_index *tr = NULL;
+    struct cairn_sha256 *sha = NULL;
     const char *why = NULL;
+    uint8_t id[CAIRN_ID_LEN];
+    size_t end, hashed = 0;
     uint32_t i, nbad = 0;
     char msg[200];
     int rc;
@@ -75,23 +78,13 @@ static int read_pack(struct ck_worker *w, struct ck_pack *p)
         return 0;
     }
     atomic_fetch_add(&ck->bytes_read, pi->length);
-    /* Hashes the pack and authenticates its trailer. */
-    rc = cairn_pack_read_index(w->rbuf, (size_t)pi->length,
-                               cairn_repo_keys(ck->r)->mac, &tr);
-    if (rc == CAIRN_ENOMEM)
-        return rc;
-    if (rc != 0) {
-        snprintf(msg, sizeof(msg),
-                 "pack trailer does not decode or authenticate: %s",
-                 cairn_strerror(rc));
-        why = msg;
-    } else if (tr->npacks != 1 ||
-               memcmp(tr->packs[0].id, pi->id, CAIRN_ID_LEN) != 0) {
-        why = "pack contents do not hash to its name";
-    } else if (!entries_match(&tr->packs[0], pi)) {
-        why = "pack trailer does not match the index";
+    /* Every blob, by the (authenticated) index: which ones are hurt.  The
+     * pack is hashed in the same pass, each blob's bytes just before it is
+     * opened, so they are read from memory once. */
+    if ((sha = cairn_sha256_new()) == NULL) {
+        rc = CAIRN_ENOMEM;
+        goto out;
     }
-    /* Every blob, by the (authenticated) index: which ones are hurt. */
     for (i = 0; i < pi->nblobs; i++) {
         e = &pi->blobs[i];
         if (e->raw_length > CAIRN_BLOB_MAX ||
@@ -99,6 +92,13 @@ static int read_pack(struct ck_worker *w, struct ck_pack *p)
             ck->blobs[p->first_blob + i].bad = 1;
             nbad++;
             continue;
+        }
+        end = (size_t)e->offset + e->length;
+        if (end > hashed) {
+            if ((rc = cairn_sha256_update(sha, w->rbuf + hashed,
+                                          end - hashed)) != 0)
+                goto out;
+            hashed = end;
         }
         if ((rc = ck_grow(&w->pbuf, &w->pcap,
                           e->raw_length ? e->raw_length : 1)) != 0)
@@ -112,6 +112,26 @@ static int read_pack(struct ck_worker *w, struct ck_pack *p)
             nbad++;
         }
     }
+    if ((rc = cairn_sha256_update(sha, w->rbuf + hashed,
+                                  (size_t)pi->length - hashed)) != 0 ||
+        (rc = cairn_sha256_final(sha, id)) != 0)
+        goto out;
+    /* Authenticates the trailer; its pack id is the hash just taken. */
+    rc = cairn_pack_read_index_hashed(w->rbuf, (size_t)pi->length,
+                                      cairn_repo_keys(ck->r)->mac, id, &tr);
+    if (rc == CAIRN_ENOMEM)
+        goto out;
+    if (rc != 0) {
+        snprintf(msg, sizeof(msg),
+                 "pack trailer does not decode or authenticate: %s",
+                 cairn_strerror(rc));
+        why = msg;
+    } else if (tr->npacks != 1 ||
+               memcmp(tr->packs[0].id, pi->id, CAIRN_ID_LEN) != 0) {
+        why = "pack contents do not hash to its name";
+    } else if (!entries_match(&tr->packs[0], pi)) {
+        why = "pack trailer does not match the index";
+    }
     rc = 0;
     if (nbad > 0) {
         snprintf(msg, sizeof(msg),
@@ -123,6 +143,7 @@ static int read_pack(struct ck_worker *w, struct ck_pack *p)
     if (why != NULL)
         ck_pack_damaged(ck, p, 0, CAIRN_ECORRUPT, why);
 out:
+    cairn_sha256_free(sha);
     cairn_index_free(tr);
     return rc;
 }

@@ -17,7 +17,10 @@
  * rest when the sample did not shrink, was measured on the benchmark's
  * standard dataset: it saved no measurable CPU, since zstd already passes
  * incompressible blocks through quickly, and lost 11 MB of 1.6 GB on files
- * that are partly compressible.)
+ * that are partly compressible.)  The archive's default level is 2
+ * (CAIRN_ZSTD_LEVEL_DEFAULT): on that dataset, cut into 1 MiB pieces,
+ * level 2 compresses as fast as level 1 and about 1% smaller; level 3
+ * is no smaller again on the archive and costs about 15% more CPU.
  */
 #include <stdint.h>
 #include <stdlib.h>

@@ -37,7 +37,8 @@ int cairn_pack_footer_decode(const uint8_t footer[CAIRN_PACK_FOOTER_LEN],
 }
 
 /*
- * Check the pack pack[0..len) and decode its trailer: header magic and
+ * pack_read_index: check the pack pack[0..len) and decode its trailer
+ * (id: the pack's SHA-256 if already known, else NULL): header magic and
  * version (CAIRN_EVERSION for a version other than 1), footer, trailer
  * MAC when mac_key is not NULL, one pack with a zero id and zero length in
  * the trailer, every blob inside the blob area [8, len - 8 - trailer_len)
@@ -46,8 +47,10 @@ int cairn_pack_footer_decode(const uint8_t footer[CAIRN_PACK_FOOTER_LEN],
  * (free with cairn_index_free) holds one pack whose id is the SHA-256 of
  * the bytes and whose length is len.  Thread safe.
  */
-int cairn_pack_read_index(const uint8_t *pack, size_t len,
-                          const uint8_t *mac_key, struct cairn_index **out)
+static int pack_read_index(const uint8_t *pack, size_t len,
+                           const uint8_t *mac_key,
+                           const uint8_t id[CAIRN_ID_LEN],
+                           struct cairn_index **out)
 {
     static const uint8_t zero_id[CAIRN_ID_LEN] = {0};
     struct cairn_index *idx = NULL;
@@ -97,7 +100,10 @@ int cairn_pack_read_index(const uint8_t *pack, size_t len,
             goto err1;
         }
     }
-    cairn_sha256(pack, len, pi->id);
+    if (id != NULL)
+        memcpy(pi->id, id, CAIRN_ID_LEN);
+    else
+        cairn_sha256(pack, len, pi->id);
     pi->length = len;
     *out = idx;
 
@@ -109,4 +115,29 @@ err1:
 err0:
     /* Failure! */
     return rc;
+}
+
+/*
+ * pack_read_index, hashing the pack here: *out's packs[0].id is the
+ * SHA-256 of pack[0..len).  Errors as above.  Thread safe.
+ */
+int cairn_pack_read_index(const uint8_t *pack, size_t len,
+                          const uint8_t *mac_key, struct cairn_index **out)
+{
+    return pack_read_index(pack, len, mac_key, NULL, out);
+}
+
+/*
+ * As cairn_pack_read_index, for a caller that has hashed the pack's bytes
+ * already (while reading its blobs): packs[0].id of *out is id, taken as
+ * it is.
+ */
+int cairn_pack_read_index_hashed(const uint8_t *pack, size_t len,
+                                 const uint8_t *mac_key,
+                                 const uint8_t id[CAIRN_ID_LEN],
+                                 struct cairn_index **out)
+{
+    if (id == NULL)
+        return CAIRN_EINVAL;
+    return pack_read_index(pack, len, mac_key, id, out);
 }

@@ -26,8 +26,17 @@
 /* Every this many stored packs (about 256 MiB), they are made durable and
  * an index object names them, so an interrupted backup keeps its work. */
 #define INDEX_EVERY 16
-/* Pieces kept for reuse (avoids faulting in fresh pages for each). */
-#define PIECE_POOL 2
+/* Pieces kept for reuse, of any size (a fresh buffer costs a page fault
+ * per 4 KiB on first touch, and its unmapping on free). */
+#define PIECE_POOL 6
+/* Sealed blobs at least this long are queued as pieces of their own, in
+ * the buffer they were sealed into (no copy); shorter ones are copied
+ * into the pack's current piece. */
+#define DIRECT_MIN (64u * 1024)
+/* Bytes of a piece hashed and written at a time by the I/O thread. */
+#define STORE_STEP (128u * 1024)
+/* Fresh piece buffers are rounded up to this, so they fit later needs. */
+#define PIECE_ROUND (256u * 1024)
 
 /* The I/O side of one pack: its temporary object and running hash. */
 struct pack_job {
@@ -87,41 +96,6 @@ struct cairn_repo_writer {
     size_t nstored, stored_cap;
     uint64_t stored_bytes;
 };
-
-static pthread_key_t seal_key;
-static pthread_once_t seal_once = PTHREAD_ONCE_INIT;
-
-static void seal_buf_free(void *p)
-{
-    cairn_buf_free(p);
-    free(p);
-}
-
-static void seal_key_make(void)
-{
-    pthread_key_create(&seal_key, seal_buf_free);
-}
-
-/* This thread's sealing buffer, with room for need bytes. */
-static uint8_t *seal_buf(size_t need)
-{
-    struct cairn_buf *b;
-
-    pthread_once(&seal_once, seal_key_make);
-    if ((b = pthread_getspecific(seal_key)) == NULL) {
-        if ((b = malloc(sizeof(*b))) == NULL)
-            return NULL;
-        cairn_buf_init(b, 2 * (size_t)CAIRN_BLOB_MAX);
-        if (pthread_setspecific(seal_key, b) != 0) {
-            free(b);
-            return NULL;
-        }
-    }
-    b->len = 0;
-    if (cairn_buf_reserve(b, need) != 0)
-        return NULL;
-    return b->data;
-}
 
 static uint64_t id_hash(const uint8_t *id)
 {
@@ -207,17 +181,28 @@ static void set_err(struct cairn_repo_writer *w, int rc)
         w->err = rc;
 }
 
-/* A piece with room for at least need bytes.  Lock held. */
+/* A piece with room for at least need bytes: the smallest pooled one
+ * that fits, else a fresh one.  Lock held. */
 static struct piece *piece_get(struct cairn_repo_writer *w, size_t need)
 {
-    struct piece *p;
+    struct piece *p = NULL;
+    size_t cap;
+    int i, best = -1;
 
-    if (need <= PIECE_SIZE && w->npool > 0) {
-        p = w->pool[--w->npool];
+    for (i = 0; i < w->npool; i++)
+        if (w->pool[i]->cap >= need &&
+            (best < 0 || w->pool[i]->cap < w->pool[best]->cap))
+            best = i;
+    if (best >= 0) {
+        p = w->pool[best];
+        w->pool[best] = w->pool[--w->npool];
     } else {
+        cap = need > PIECE_SIZE ? need : PIECE_SIZE;
+        if (cap <= SIZE_MAX - PIECE_ROUND)
+            cap = (cap + PIECE_ROUND - 1) / PIECE_ROUND * PIECE_ROUND;
         if ((p = calloc(1, sizeof(*p))) == NULL)
             return NULL;
-        p->cap = need > PIECE_SIZE ? need : PIECE_SIZE;
+        p->cap = cap;
         if ((p->buf = malloc(p->cap)) == NULL) {
             free(p);
             return NULL;
@@ -231,19 +216,30 @@ static struct piece *piece_get(struct cairn_repo_writer *w, size_t need)
     return p;
 }
 
-/* Give a piece back (to the pool if it is an ordinary one).  Lock held. */
+/* Give a piece back to the pool; when the pool is full, the smallest of
+ * it and the pooled ones is freed.  Lock held. */
 static void piece_put(struct cairn_repo_writer *w, struct piece *p)
 {
+    struct piece *drop = p;
+    int i, small = -1;
+
     if (p == NULL)
         return;
     cairn_pack_info_free(p->info);
     p->info = NULL;
-    if (p->cap == PIECE_SIZE && w->npool < PIECE_POOL) {
+    if (w->npool < PIECE_POOL) {
         w->pool[w->npool++] = p;
         return;
     }
-    free(p->buf);
-    free(p);
+    for (i = 0; i < w->npool; i++)
+        if (small < 0 || w->pool[i]->cap < w->pool[small]->cap)
+            small = i;
+    if (w->pool[small]->cap < p->cap) {
+        drop = w->pool[small];
+        w->pool[small] = p;
+    }
+    free(drop->buf);
+    free(drop);
 }
 
 /* Queue a piece for the I/O thread, in order.  Lock held. */
@@ -303,6 +299,7 @@ static int store_piece(struct cairn_repo_writer *w, struct piece *p,
 {
     struct pack_job *job = p->job;
     char name[2 * CAIRN_ID_LEN + 1];
+    size_t off, step = 0;
     int rc = 0;
 
     *out_done = NULL;
@@ -312,10 +309,13 @@ static int store_piece(struct cairn_repo_writer *w, struct piece *p,
         else
             rc = cairn_store_begin(w->r->store, CAIRN_OBJ_PACK, &job->h);
     }
-    if (rc == 0 && !job->failed) {
-        if ((rc = cairn_sha256_update(job->sha, p->buf, p->len)) == 0)
-            rc = cairn_store_append(w->r->store, job->h, p->buf, p->len);
-        job->length += p->len;
+    /* Hash and write in steps small enough that what was hashed is still
+     * in the cache when write() copies it. */
+    for (off = 0; rc == 0 && !job->failed && off < p->len; off += step) {
+        step = p->len - off < STORE_STEP ? p->len - off : STORE_STEP;
+        if ((rc = cairn_sha256_update(job->sha, p->buf + off, step)) == 0)
+            rc = cairn_store_append(w->r->store, job->h, p->buf + off, step);
+        job->length += step;
     }
     if (rc != 0 && !job->failed) {
         job->failed = rc;
@@ -610,8 +610,8 @@ int cairn_repo_writer_add(struct cairn_repo_writer *w,
                           uint32_t nrefs, uint64_t *out_added)
 {
     struct open_pack *op;
-    uint8_t *sealed;
-    size_t slen;
+    struct piece *sp = NULL;
+    size_t slen = 0;
     int rc, present;
 
     *out_added = 0;
@@ -622,38 +622,45 @@ int cairn_repo_writer_add(struct cairn_repo_writer *w,
     pthread_mutex_lock(&w->lock);
     if ((rc = w->err) == 0)
         rc = set_insert(w, id, &present);
+    /* The blob is sealed into a piece buffer: a large one is then queued
+     * as it is, in the pack's stream. */
+    if (rc == 0 && !present &&
+        (sp = piece_get(w, cairn_blob_seal_bound(len))) == NULL) {
+        /* The id is marked as being stored: the writer cannot go on. */
+        rc = CAIRN_ENOMEM;
+        set_err(w, rc);
+        pthread_cond_broadcast(&w->cond);
+    }
     pthread_mutex_unlock(&w->lock);
     if (rc != 0 || present)
         return rc;
 
-    if ((sealed = seal_buf(cairn_blob_seal_bound(len))) == NULL) {
-        rc = CAIRN_ENOMEM;
-        pthread_mutex_lock(&w->lock);
-        set_err(w, rc);
-        pthread_cond_broadcast(&w->cond);
-        pthread_mutex_unlock(&w->lock);
-        return rc;
-    }
-    if ((rc = cairn_blob_seal(codec, type, id, data, len, sealed, &slen)) !=
-        0) {
-        /* The id is marked as being stored: the writer cannot go on. */
-        pthread_mutex_lock(&w->lock);
-        set_err(w, rc);
-        pthread_cond_broadcast(&w->cond);
-        pthread_mutex_unlock(&w->lock);
-        return rc;
-    }
+    rc = cairn_blob_seal(codec, type, id, data, len, sp->buf, &slen);
 
     pthread_mutex_lock(&w->lock);
+    if (rc != 0)
+        goto fail;
     if ((rc = w->err) != 0)
         goto unlock;
     op = &w->open[type];
     if (op->job == NULL && (rc = pack_open(w, op)) != 0)
         goto fail;
     if ((rc = pack_entry(op, id, type, (uint32_t)slen, (uint32_t)len, refs,
-                         nrefs)) != 0 ||
-        (rc = pack_write(w, op, sealed, slen)) != 0)
+                         nrefs)) != 0)
         goto fail;
+    if (slen >= DIRECT_MIN) {
+        /* Its own piece, after what the pack has so far. */
+        if (op->cur != NULL) {
+            piece_queue(w, op->cur);
+            op->cur = NULL;
+        }
+        sp->job = op->job;
+        sp->len = slen;
+        piece_queue(w, sp);
+        sp = NULL;
+    } else if ((rc = pack_write(w, op, sp->buf, slen)) != 0) {
+        goto fail;
+    }
     op->offset += slen;
     if (op->offset >= op->target && (rc = pack_close(w, op)) != 0)
         goto fail;
@@ -662,6 +669,7 @@ int cairn_repo_writer_add(struct cairn_repo_writer *w,
         pthread_cond_wait(&w->cond, &w->lock);
     rc = w->err;
 unlock:
+    piece_put(w, sp);
     pthread_mutex_unlock(&w->lock);
     if (rc == 0)
         *out_added = slen;

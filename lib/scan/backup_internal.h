@@ -63,6 +63,12 @@ struct bk_walker {
     struct bk *b;
     struct cairn_blob_codec *codec;
     struct bk_name_cache users, groups;
+    /* A full-size segment that files smaller than a segment are read into
+     * one after another (shared_used bytes so far), so that they need no
+     * buffer of their own; NULL if none.  Released before the walker
+     * waits for anything but the workers (backup_walk.c). */
+    struct bk_seg *shared;
+    size_t shared_used;
 };
 
 /*

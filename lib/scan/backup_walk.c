@@ -431,11 +431,25 @@ static ssize_t read_full(int fd, uint8_t *buf, size_t n)
     return (ssize_t)got;
 }
 
+/* Let go of the walker's shared segment (its chunks still hold it). */
+static void shared_release(struct bk_walker *w)
+{
+    if (w->shared != NULL)
+        bk_seg_release(w->b, w->shared);
+    w->shared = NULL;
+    w->shared_used = 0;
+}
+
 /*
  * Read an open file and queue its chunks.  The entry at slot gets its
  * content ids as the workers produce them.  Returns 0, a fatal error, or
  * 1 if the file could not be read (reported; the entry is dropped at
  * finish time by marking it type 0).
+ *
+ * A file smaller than a segment is read with one read of its stat size
+ * into the free part of the walker's shared segment (a fresh one when it
+ * does not fit); a larger one goes through segments of its own, the tail
+ * of each moved to the next.
  */
 static int read_file(struct bk_walker *w, struct bk_dir *d, size_t slot, int fd,
                      const struct stat *st, const char *path)
@@ -444,7 +458,7 @@ static int read_file(struct bk_walker *w, struct bk_dir *d, size_t slot, int fd,
     struct cairn_tree_entry *e = &d->entries[slot];
     struct bk_file *f;
     struct bk_seg *seg = NULL, *nseg;
-    size_t start = 0, end = 0, c, rem, want;
+    size_t start = 0, end = 0, c, rem, limit = 0;
     uint64_t total = 0;
     uint32_t cap, nchunks = 0;
     ssize_t got;
@@ -467,25 +481,43 @@ static int read_file(struct bk_walker *w, struct bk_dir *d, size_t slot, int fd,
 
     big = (uint64_t)st->st_size >= b->seg_size;
     if (big) {
+        /* Its segments need the memory budget: give back the shared one
+         * first (never wait for memory while holding it). */
+        shared_release(w);
         posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
         pthread_mutex_lock(&b->bigread);
-    }
-    want = (uint64_t)st->st_size < b->seg_size ? (size_t)st->st_size
-                                               : b->seg_size;
-    for (;;) {
-        if (seg == NULL && (seg = bk_seg_new(b, want)) == NULL) {
+    } else {
+        if (w->shared != NULL &&
+            b->seg_size - w->shared_used < (size_t)st->st_size)
+            shared_release(w);
+        if (w->shared == NULL &&
+            (w->shared = bk_seg_new(b, b->seg_size)) == NULL) {
             rc = CAIRN_ENOMEM;
-            break;
+            goto done;
         }
-        /* Fill.  A file smaller than a segment is read with one read of
-         * its stat size: no second read just to see the end. */
-        if (!eof && end < seg->cap) {
-            got = read_full(fd, seg->buf + end, seg->cap - end);
+        seg = w->shared;
+        /* The file's reference; the walker keeps its own. */
+        atomic_fetch_add(&seg->refs, 1);
+        start = end = w->shared_used;
+        limit = end + (size_t)st->st_size;
+    }
+    for (;;) {
+        if (seg == NULL) {
+            if ((seg = bk_seg_new(b, b->seg_size)) == NULL) {
+                rc = CAIRN_ENOMEM;
+                break;
+            }
+            limit = seg->cap;
+        }
+        /* Fill.  A small file is read with one read of its stat size: no
+         * second read just to see the end. */
+        if (!eof && end < limit) {
+            got = read_full(fd, seg->buf + end, limit - end);
             if (got < 0) {
                 err = errno;
                 break;
             }
-            if ((size_t)got < seg->cap - end || want < b->seg_size)
+            if ((size_t)got < limit - end || !big)
                 eof = 1;
             end += (size_t)got;
             total += (uint64_t)got;
@@ -521,11 +553,15 @@ static int read_file(struct bk_walker *w, struct bk_dir *d, size_t slot, int fd,
         memcpy(nseg->buf, seg->buf + start, rem);
         bk_seg_release(b, seg);
         seg = nseg;
+        limit = seg->cap;
         start = 0;
         end = rem;
     }
+    if (!big && w->shared != NULL)
+        w->shared_used = limit;
     if (seg != NULL)
         bk_seg_release(b, seg);
+done:
     if (big)
         pthread_mutex_unlock(&b->bigread);
     e->ncontent = nchunks;
@@ -612,6 +648,8 @@ static void task_loop(struct bk_walker *w, int stop_when_idle)
     struct bk_task t;
     int rc;
 
+    /* Never wait for other walkers while holding memory they may need. */
+    shared_release(w);
     pthread_mutex_lock(&b->lock);
     for (;;) {
         while (b->ntasks == 0 &&
@@ -630,6 +668,7 @@ static void task_loop(struct bk_walker *w, int stop_when_idle)
             bk_set_fatal(b, rc);
         }
         free(t.path);
+        shared_release(w);
         pthread_mutex_lock(&b->lock);
         b->tasks_active--;
         pthread_cond_broadcast(&b->task_cond);
@@ -1324,7 +1363,7 @@ void *bk_count_main(void *arg)
 
 int bk_walk(struct bk *b, struct bk_dir *root)
 {
-    struct bk_walker mw = {b, b->codec, {{0}, {0}, 0}, {{0}, {0}, 0}};
+    struct bk_walker mw = {b, b->codec, {{0}, {0}, 0}, {{0}, {0}, 0}, NULL, 0};
     struct bk_walker *w = &mw;
     struct cairn_tree *old = NULL;
     struct bk_dpos dp;

@@ -172,6 +172,37 @@ static void test_write_read(void **state)
     assert_memory_equal(idx->packs[0].id, hash, 32);
     cairn_index_free(idx);
 
+    /* With the hash given: the same index, the id taken as given (the
+     * caller compares it with the pack's name), the same checks. */
+    {
+        uint8_t other[32];
+
+        assert_int_equal(
+            cairn_pack_read_index_hashed(buf, len, mac_key, hash, &idx), 0);
+        assert_memory_equal(idx->packs[0].id, hash, 32);
+        assert_true(idx->packs[0].length == len);
+        assert_int_equal(idx->packs[0].nblobs, NBLOBS);
+        assert_memory_equal(idx->packs[0].blobs[2].refs, trefs, 64);
+        cairn_index_free(idx);
+        memset(other, 0x5a, sizeof(other));
+        assert_int_equal(
+            cairn_pack_read_index_hashed(buf, len, mac_key, other, &idx), 0);
+        assert_memory_equal(idx->packs[0].id, other, 32);
+        cairn_index_free(idx);
+        idx = NULL;
+        assert_int_equal(
+            cairn_pack_read_index_hashed(buf, len, mac_key, NULL, &idx),
+            CAIRN_EINVAL);
+        assert_null(idx);
+        /* A tampered trailer still fails to authenticate. */
+        buf[len - 9] ^= 1;
+        assert_int_equal(
+            cairn_pack_read_index_hashed(buf, len, mac_key, hash, &idx),
+            CAIRN_ECORRUPT);
+        assert_null(idx);
+        buf[len - 9] ^= 1;
+    }
+
     /* The writer is empty and reusable. */
     assert_int_equal(cairn_pack_writer_size(w), 8);
     assert_int_equal(cairn_pack_writer_count(w), 0);

@@ -764,6 +764,69 @@ static void test_writer_concurrent(void **state)
     free_blobs(v, NBLOBS);
 }
 
+/* Blobs on both sides of the writer's direct-piece size (64 KiB): large
+ * sealed blobs are queued in their own buffers, small ones copied into the
+ * current piece; from several threads, both must interleave correctly in
+ * every pack. */
+static void test_writer_mixed_sizes(void **state)
+{
+    struct cairn_repo_writer *w;
+    struct cairn_repo *r;
+    struct adder ad[NTHREADS];
+    struct tblob *v;
+    char dir[128];
+    size_t i, added = 0, blobs, npacks, nbig = 0;
+    uint64_t nd, nt, raw, stored, bytes = 0;
+    uint32_t bad;
+    int t;
+
+    (void)state;
+    dir_of(dir, sizeof(dir), "mixed");
+    r = init_at(dir, 1024 * 1024);
+    assert_int_equal(cairn_repo_load_index(r, NULL), 0);
+    v = make_blobs(r, NBLOBS, 1, 100, 160000);
+    for (i = 0; i < NBLOBS; i++)
+        nbig += v[i].len >= 70 * 1024;
+    assert_true(nbig > NBLOBS / 4);
+    assert_true(nbig < NBLOBS * 3 / 4);
+
+    assert_int_equal(cairn_repo_writer_new(r, &w), 0);
+    memset(ad, 0, sizeof(ad));
+    for (t = 0; t < NTHREADS; t++) {
+        ad[t].r = r;
+        ad[t].w = w;
+        ad[t].v = v;
+        ad[t].t = t;
+        assert_int_equal(pthread_create(&ad[t].th, NULL, adder_main, &ad[t]),
+                         0);
+    }
+    for (t = 0; t < NTHREADS; t++) {
+        pthread_join(ad[t].th, NULL);
+        assert_int_equal(ad[t].rc, 0);
+        added += ad[t].added;
+        bytes += ad[t].bytes;
+    }
+    assert_int_equal(added, NBLOBS);
+    assert_int_equal(cairn_repo_writer_flush(w), 0);
+    cairn_repo_writer_free(w);
+    cairn_repo_index_totals(r, &nd, &nt, &raw, &stored);
+    assert_int_equal(nd + nt, NBLOBS);
+    assert_int_equal(stored, bytes);
+    check_blobs(r, v, NBLOBS);
+    /* Every pack hashes to its name, its trailer lists its blobs. */
+    npacks = check_packs(r, v, NBLOBS, &blobs);
+    assert_int_equal(blobs, NBLOBS);
+    assert_true(npacks >= 8);
+    cairn_repo_free(r);
+
+    r = reopen_loaded(dir, &bad);
+    assert_int_equal(bad, 0);
+    assert_int_equal(cairn_repo_blob_count(r), NBLOBS);
+    check_blobs(r, v, NBLOBS);
+    cairn_repo_free(r);
+    free_blobs(v, NBLOBS);
+}
+
 /* Wait (up to 30 s) until cond(r) holds. */
 static int wait_for_index(struct cairn_repo *r)
 {
@@ -1353,6 +1416,7 @@ int main(void)
         cmocka_unit_test(test_init_open),
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_writer_concurrent),
+        cmocka_unit_test(test_writer_mixed_sizes),
         cmocka_unit_test(test_writer_indexer),
         cmocka_unit_test(test_writer_interrupted),
         cmocka_unit_test(test_damaged_index),
