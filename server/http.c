@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1019,21 +1020,77 @@ int http_respond_bytes(struct http_req *r, unsigned status,
                   len);
 }
 
+/*
+ * A file answer.  libmicrohttpd's own fd answers fill a 4 KiB buffer per
+ * read under TLS (sendfile is only used without it), so every TLS record
+ * it sends carries 4 KiB and the client pays a wakeup and two reads per
+ * record; this reader hands it up to FD_BLOCK bytes per pread instead, so
+ * records are full (16 KiB) and the file is read in large pieces.
+ */
+#define FD_BLOCK (256u * 1024)
+
+struct fd_answer {
+    int fd;
+    uint64_t off; /* of the answer's first byte in the file */
+};
+
+static ssize_t fd_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct fd_answer *fa = cls;
+    ssize_t n;
+
+    if (pos > (uint64_t)INT64_MAX - fa->off)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    do
+        n = pread(fa->fd, buf, max, (off_t)(fa->off + pos));
+    while (n < 0 && errno == EINTR);
+    /* The length was promised: a file that shrank is an error. */
+    if (n <= 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    return n;
+}
+
+static void fd_free(void *cls)
+{
+    struct fd_answer *fa = cls;
+
+    close(fa->fd);
+    free(fa);
+}
+
 /* Answer with len bytes of fd from off; fd is closed by the framework
  * (also on failure). */
 int http_respond_fd(struct http_req *r, unsigned status, int fd, uint64_t off,
                     uint64_t len)
 {
     struct MHD_Response *resp;
-    int rc;
+    struct fd_answer *fa;
 
-    resp = MHD_create_response_from_fd_at_offset64(len, fd, off);
-    if (resp == NULL) {
+    if (len == 0) {
+        close(fd);
+        return answer(r, status,
+                      MHD_create_response_from_buffer(0, NULL,
+                                                      MHD_RESPMEM_PERSISTENT),
+                      "application/octet-stream", 0);
+    }
+    if (off > (uint64_t)INT64_MAX || len > (uint64_t)INT64_MAX - off) {
+        close(fd);
+        return CAIRN_EINVAL;
+    }
+    if ((fa = malloc(sizeof(*fa))) == NULL) {
         close(fd);
         return CAIRN_ENOMEM;
     }
-    rc = answer(r, status, resp, "application/octet-stream", len);
-    return rc;
+    fa->fd = fd;
+    fa->off = off;
+    resp = MHD_create_response_from_callback(
+        len, len < FD_BLOCK ? (size_t)len : FD_BLOCK, fd_reader, fa, fd_free);
+    if (resp == NULL) {
+        fd_free(fa);
+        return CAIRN_ENOMEM;
+    }
+    /* answer() destroys resp on failure, which calls fd_free. */
+    return answer(r, status, resp, "application/octet-stream", len);
 }
 
 /* ---- streamed answers ---- */

@@ -647,22 +647,25 @@ static int plan_tree(struct rs *rs, struct cairn_blob_codec *codec,
 
     if (!fresh)
         remove_tmps(fp);
-    rc = cairn_repo_read_tree(rs->repo, codec, id, &t);
-    if (rc == CAIRN_ENOMEM)
-        return rc;
-    if (rc != 0) {
-        /* The whole directory's listing is lost. */
-        rs_damaged(rs, sl ? sp : "/", rc,
-                   "the directory's listing cannot be read; its contents "
-                   "are not restored");
-        return 0;
+    if ((t = rs_tree_cached(rs, id)) == NULL) {
+        /* Not read ahead: read it now (and report it if that fails). */
+        rc = cairn_repo_read_tree(rs->repo, codec, id, &t);
+        if (rc == CAIRN_ENOMEM)
+            return rc;
+        if (rc != 0) {
+            /* The whole directory's listing is lost. */
+            rs_damaged(rs, sl ? sp : "/", rc,
+                       "the directory's listing cannot be read; its "
+                       "contents are not restored");
+            return 0;
+        }
+        if ((rc = push(&rs->trees, &rs->ntrees, &rs->trees_cap,
+                       sizeof(*rs->trees))) != 0) {
+            cairn_tree_free(t);
+            return rc;
+        }
+        rs->trees[rs->ntrees++] = t;
     }
-    if ((rc = push(&rs->trees, &rs->ntrees, &rs->trees_cap,
-                   sizeof(*rs->trees))) != 0) {
-        cairn_tree_free(t);
-        return rc;
-    }
-    rs->trees[rs->ntrees++] = t;
     for (i = 0; i < t->nentries; i++) {
         if ((rc = plan_entry(rs, codec, &t->entries[i], fp, fl, sp, sl,
                              fresh)))
@@ -1064,6 +1067,13 @@ int cairn_restore(struct cairn_repo *r, const struct cairn_snapshot *s,
     /* 1. Plan. */
     if ((rc = resolve(&rs, codec, s, o->subpath, &top, sp, &sl)) != 0)
         goto err4;
+    /* Every tree below the start, read ahead in few requests. */
+    if (top == NULL)
+        rc = rs_prefetch_trees(&rs, s->root);
+    else if (top->type == CAIRN_NODE_DIR && top->has_subtree)
+        rc = rs_prefetch_trees(&rs, top->subtree);
+    if (rc != 0)
+        goto err4;
     if (top == NULL)
         rc = plan_tree(&rs, codec, s->root, fp, fl, sp, 0, 0);
     else if (top->type == CAIRN_NODE_DIR)
@@ -1113,6 +1123,7 @@ err4:
     for (i = 0; i < rs.ntrees; i++)
         cairn_tree_free(rs.trees[i]);
     free(rs.trees);
+    rs_trees_free(&rs);
     free(rs.files);
     free(rs.chunks);
     free(rs.items);

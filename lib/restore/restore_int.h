@@ -57,6 +57,12 @@ struct rs_unit {
     size_t i0, i1;
 };
 
+/* A tree read ahead of planning (restore_trees.c). */
+struct rs_ctree {
+    uint8_t id[CAIRN_ID_LEN];
+    struct cairn_tree *t;
+};
+
 /* Any other entry (directory, symlink, special file, hard link). */
 struct rs_node {
     const struct cairn_tree_entry *e;
@@ -76,6 +82,8 @@ struct rs {
     int64_t t0;
 
     /* The plan. */
+    struct rs_ctree *cached; /* trees read ahead, sorted by id */
+    size_t ncached;
     struct cairn_tree **trees;
     size_t ntrees, trees_cap;
     struct rs_file *files;
@@ -120,6 +128,17 @@ void rs_progress(struct rs *rs, int force);
 /* Apply extended attributes of e to path (fd >= 0: to the open file). */
 void rs_set_xattrs(struct rs *rs, int fd, const char *path,
                    const struct cairn_tree_entry *e, int follow);
+
+/* Read every tree below root (included) into rs->cached with
+ * rs->nthreads workers and few, coalesced reads (restore_trees.c).  Trees
+ * that cannot be read are left out, for planning to read and report.
+ * 0, CAIRN_ENOMEM or CAIRN_ECANCELED. */
+int rs_prefetch_trees(struct rs *rs, const uint8_t root[CAIRN_ID_LEN]);
+/* The tree read ahead with this id, or NULL (owned by rs->cached). */
+struct cairn_tree *rs_tree_cached(const struct rs *rs,
+                                  const uint8_t id[CAIRN_ID_LEN]);
+/* Free rs->cached and its trees. */
+void rs_trees_free(struct rs *rs);
 
 /* Write every file's content with rs->nthreads workers (restore_files.c).
  * Returns 0 or the fatal error that stopped them. */

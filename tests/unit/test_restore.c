@@ -5,7 +5,9 @@
  * removed while the rest is restored.  Also: the policies for existing
  * files (overwrite, rename, skip), a restore cancelled half-way and
  * resumed (files in place are neither read nor written again), and small
- * files fetched with few ranged reads (counted by a store wrapper).
+ * files fetched with few ranged reads (counted by a store wrapper); many
+ * directories' trees read ahead with few reads, and a damaged one
+ * reported while the rest is restored.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -38,7 +40,7 @@
 
 static char base[256], src[320], repo_dir[320];
 static struct cairn_repo *repo;
-static struct cairn_snapshot *snap, *snap2;
+static struct cairn_snapshot *snap, *snap2, *snap3;
 static int have_xattrs;
 static int verify_ids;
 static volatile int cancel_flag;
@@ -267,6 +269,7 @@ static int teardown(void **state)
     (void)state;
     cairn_snapshot_free(snap);
     cairn_snapshot_free(snap2);
+    cairn_snapshot_free(snap3);
     cairn_repo_free(repo);
     rm_rf(base);
     return 0;
@@ -932,6 +935,147 @@ static void test_restore_resume(void **state)
     cairn_repo_free(r);
 }
 
+/* ---- a third tree: many directories ---- */
+
+#define FAN 6 /* FAN^3 leaf directories, each with one file */
+
+static char src3[320];
+
+static void make_src3(void)
+{
+    struct cairn_backup_opts bo;
+    struct cairn_backup_result br;
+    const char *paths[1];
+    char p[PATH_MAX * 2];
+    uint8_t buf[600];
+    int a, b, c, fd;
+
+    snprintf(src3, sizeof(src3), "%s/src3", base);
+    assert_int_equal(mkdir(src3, 0755), 0);
+    for (a = 0; a < FAN; a++) {
+        snprintf(p, sizeof(p), "%s/a%d", src3, a);
+        assert_int_equal(mkdir(p, 0755), 0);
+        for (b = 0; b < FAN; b++) {
+            snprintf(p, sizeof(p), "%s/a%d/b%d", src3, a, b);
+            assert_int_equal(mkdir(p, 0750), 0);
+            for (c = 0; c < FAN; c++) {
+                snprintf(p, sizeof(p), "%s/a%d/b%d/c%d", src3, a, b, c);
+                assert_int_equal(mkdir(p, 0700), 0);
+                snprintf(p, sizeof(p), "%s/a%d/b%d/c%d/f.txt", src3, a, b,
+                         c);
+                fill(buf, sizeof(buf), (uint32_t)(a * 100 + b * 10 + c));
+                fd = open(p, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+                assert_true(fd >= 0);
+                assert_int_equal(write(fd, buf, sizeof(buf)),
+                                 (ssize_t)sizeof(buf));
+                close(fd);
+            }
+        }
+    }
+    memset(&bo, 0, sizeof(bo));
+    paths[0] = src3;
+    bo.paths = paths;
+    bo.npaths = 1;
+    bo.hostname = "test";
+    bo.threads = 1;
+    assert_int_equal(cairn_backup(repo, &bo, &br), 0);
+    assert_int_equal(cairn_repo_find_snapshot(repo, "latest", &snap3), 0);
+}
+
+/* Where the tree of directory rel (under src3) is stored. */
+static void tree_loc(const char *rel, char *out, size_t n,
+                     struct cairn_blob_loc *loc)
+{
+    struct cairn_blob_codec *codec =
+        cairn_blob_codec_new(cairn_repo_keys(repo), 0);
+    char path[PATH_MAX * 2], *tok, *save = NULL, hex[65];
+    const struct cairn_tree_entry *e;
+    struct cairn_tree *t = NULL;
+    uint8_t id[CAIRN_ID_LEN];
+
+    memcpy(id, snap3->root, CAIRN_ID_LEN);
+    snprintf(path, sizeof(path), "%s/%s", src3, rel);
+    for (tok = strtok_r(path, "/", &save); tok != NULL;
+         tok = strtok_r(NULL, "/", &save)) {
+        cairn_tree_free(t);
+        assert_int_equal(cairn_repo_read_tree(repo, codec, id, &t), 0);
+        e = cairn_tree_find(t, tok);
+        assert_non_null(e);
+        assert_true(e->has_subtree);
+        memcpy(id, e->subtree, CAIRN_ID_LEN);
+    }
+    assert_int_equal(cairn_repo_lookup(repo, id, loc), 0);
+    assert_int_equal(loc->type, CAIRN_BLOB_TREE);
+    cairn_hex_encode(loc->pack, CAIRN_ID_LEN, hex);
+    snprintf(out, n, "%s/data/%.2s/%s", repo_dir, hex, hex);
+    cairn_tree_free(t);
+    cairn_blob_codec_free(codec);
+}
+
+/*
+ * The trees are read ahead level by level with coalesced reads: 259
+ * directories in a few reads, not one each.  A tree that does not
+ * authenticate is read again while planning and reported; only its
+ * directory's contents are lost.
+ */
+static void test_restore_trees_ahead(void **state)
+{
+    char out[PATH_MAX], p[PATH_MAX * 2], pack[PATH_MAX * 2], want[PATH_MAX];
+    struct cairn_restore_result res;
+    struct cairn_restore_opts o;
+    struct cairn_blob_loc loc;
+    struct cairn_repo *r;
+    struct evlog log;
+    struct stat st;
+    int count = 0, tmps = 0, leaves = FAN * FAN * FAN;
+
+    (void)state;
+    make_src3();
+    r = open_counted();
+    snprintf(out, sizeof(out), "%s/out-trees", base);
+    assert_int_equal(restore_with(r, snap3, out, src3, 0, 4, &res), 0);
+    assert_int_equal(res.files, (uint64_t)leaves);
+    assert_int_equal(res.dirs, (uint64_t)(FAN + FAN * FAN + leaves));
+    compare_dirs(src3, out, &count);
+    assert_int_equal(count, FAN + FAN * FAN + 2 * leaves);
+    /* Resolving the path (a few trees), one or two reads per level of
+     * 1 + 6 + 36 + 216 trees, the small files in a few runs. */
+    if (counter.ranges > 20)
+        fail_msg("%d ranged reads for %d directories", counter.ranges,
+                 1 + FAN + FAN * FAN + leaves);
+    assert_int_equal(count_files(out, &tmps), leaves);
+    assert_int_equal(tmps, 0);
+    cairn_repo_free(r);
+
+    /* A damaged directory listing: reported, the rest restored. */
+    tree_loc("a2/b3", pack, sizeof(pack), &loc);
+    flip(pack, loc.offset + loc.length / 2);
+    memset(&log, 0, sizeof(log));
+    memset(&o, 0, sizeof(o));
+    snprintf(out, sizeof(out), "%s/out-trees-damaged", base);
+    o.target = out;
+    o.subpath = src3;
+    o.threads = 3;
+    o.cancel = &cancel_flag;
+    o.on_event = on_event;
+    o.event_arg = &log;
+    assert_int_equal(cairn_restore(repo, snap3, &o, &res), CAIRN_ECORRUPT);
+    flip(pack, loc.offset + loc.length / 2);
+    assert_int_equal(log.nkind[CAIRN_EV_DAMAGED_FILE], 1);
+    snprintf(want, sizeof(want), "%s/a2/b3", src3);
+    assert_string_equal(log.damaged[0], want);
+    assert_int_equal(res.files, (uint64_t)(leaves - FAN));
+    sub(p, sizeof(p), out, "a2/b3");
+    assert_int_equal(stat(p, &st), 0); /* made, but empty */
+    sub(p, sizeof(p), out, "a2/b3/c0");
+    assert_int_equal(lstat(p, &st), -1);
+    sub(p, sizeof(p), out, "a2/b2/c5/f.txt");
+    snprintf(want, sizeof(want), "%s/a2/b2/c5/f.txt", src3);
+    same_content(want, p);
+    tmps = 0;
+    assert_int_equal(count_files(out, &tmps), leaves - FAN);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -942,6 +1086,7 @@ int main(void)
         cmocka_unit_test(test_restore_coalesced),
         cmocka_unit_test(test_restore_resume),
         cmocka_unit_test(test_restore_damaged),
+        cmocka_unit_test(test_restore_trees_ahead),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
