@@ -35,6 +35,16 @@ void cat_unlock(struct catalog *c);
  * CAIRN_ENOSPC, else CAIRN_EIO (logged). */
 int cat_sq_err(struct catalog *c, int rc);
 
+/* Helpers for a part file's statements (catalog_sqlite.c). */
+/* Prepare sql (lock held); NULL with *rc set.  sqlite3_finalize it. */
+sqlite3_stmt *cat_prepare(struct catalog *c, const char *sql, int *rc);
+/* Bind s as text, or NULL when s is NULL. */
+void cat_bind_text(sqlite3_stmt *st, int i, const char *s);
+/* Column i into out[outlen] (truncated, always NUL-ended; "" for NULL). */
+void cat_col_text(sqlite3_stmt *st, int i, char *out, size_t outlen);
+/* Column i as a malloc'ed string ("" for NULL).  0 or CAIRN_ENOMEM. */
+int cat_col_dup(sqlite3_stmt *st, int i, char **out);
+
 /* The schema migrations, in order (catalog_sqlite.c's migrations[]). */
 extern const char *const cat_schema_v1;       /* catalog_sqlite.c */
 extern const char *const cat_schema_requests; /* catalog_requests.c */

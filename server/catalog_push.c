@@ -56,46 +56,6 @@ const char *const cat_schema_push =
     "paths, target_dir, wrapped_key, state, updated, files, bytes, error, "    \
     "request_id"
 
-static void col_copy(sqlite3_stmt *st, int i, char *out, size_t outlen)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    size_t n;
-
-    out[0] = '\0';
-    if (t == NULL)
-        return;
-    n = (size_t)sqlite3_column_bytes(st, i);
-    if (n >= outlen)
-        n = outlen - 1;
-    memcpy(out, t, n);
-    out[n] = '\0';
-}
-
-static int col_dup(sqlite3_stmt *st, int i, char **out)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    size_t n = t ? (size_t)sqlite3_column_bytes(st, i) : 0;
-
-    if ((*out = malloc(n + 1)) == NULL)
-        return CAIRN_ENOMEM;
-    if (n)
-        memcpy(*out, t, n);
-    (*out)[n] = '\0';
-    return 0;
-}
-
-static sqlite3_stmt *prepare(struct catalog *c, const char *sql, int *rc)
-{
-    sqlite3_stmt *st = NULL;
-
-    if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        *rc = cat_sq_err(c, sqlite3_extended_errcode(c->db));
-        sqlite3_finalize(st);
-        return NULL;
-    }
-    return st;
-}
-
 /* Step a statement that returns no row. */
 static int step_done(struct catalog *c, sqlite3_stmt *st)
 {
@@ -116,17 +76,17 @@ static int push_read(sqlite3_stmt *st, struct cat_push *p)
     p->id = sqlite3_column_int64(st, 0);
     p->created = sqlite3_column_int64(st, 1);
     p->created_by = sqlite3_column_int64(st, 2);
-    col_copy(st, 3, p->source_device, sizeof(p->source_device));
-    col_copy(st, 4, p->target_device, sizeof(p->target_device));
-    col_copy(st, 5, p->snapshot, sizeof(p->snapshot));
-    col_copy(st, 7, p->target_dir, sizeof(p->target_dir));
-    col_copy(st, 9, p->state, sizeof(p->state));
+    cat_col_text(st, 3, p->source_device, sizeof(p->source_device));
+    cat_col_text(st, 4, p->target_device, sizeof(p->target_device));
+    cat_col_text(st, 5, p->snapshot, sizeof(p->snapshot));
+    cat_col_text(st, 7, p->target_dir, sizeof(p->target_dir));
+    cat_col_text(st, 9, p->state, sizeof(p->state));
     p->updated = sqlite3_column_int64(st, 10);
     p->files = sqlite3_column_int64(st, 11);
     p->bytes = sqlite3_column_int64(st, 12);
-    col_copy(st, 13, p->error, sizeof(p->error));
+    cat_col_text(st, 13, p->error, sizeof(p->error));
     p->request_id = sqlite3_column_int64(st, 14);
-    if (col_dup(st, 6, &p->paths) != 0)
+    if (cat_col_dup(st, 6, &p->paths) != 0)
         return CAIRN_ENOMEM;
     b = sqlite3_column_blob(st, 8);
     n = (size_t)sqlite3_column_bytes(st, 8);
@@ -150,7 +110,7 @@ int cat_push_add(struct catalog *c, struct cat_push *p)
     if (p->paths == NULL || p->wrapped_key == NULL)
         return CAIRN_EINVAL;
     cat_lock(c);
-    if ((st = prepare(c,
+    if ((st = cat_prepare(c,
                       "INSERT INTO push_jobs (created, created_by, "
                       "source_device, target_device, snapshot, paths, "
                       "target_dir, wrapped_key, state, updated, files, bytes, "
@@ -186,7 +146,7 @@ int cat_push_get(struct catalog *c, int64_t id, struct cat_push *out)
     int rc = 0, r;
 
     cat_lock(c);
-    if ((st = prepare(c, "SELECT " PUSH_COLUMNS " FROM push_jobs WHERE "
+    if ((st = cat_prepare(c, "SELECT " PUSH_COLUMNS " FROM push_jobs WHERE "
                       "id = ?1", &rc)) == NULL)
         goto out;
     sqlite3_bind_int64(st, 1, id);
@@ -212,7 +172,7 @@ int cat_push_set_state(struct catalog *c, int64_t id, const char *state,
     int rc = 0;
 
     cat_lock(c);
-    if ((st = prepare(c, "UPDATE push_jobs SET state = ?2, files = ?3, "
+    if ((st = cat_prepare(c, "UPDATE push_jobs SET state = ?2, files = ?3, "
                       "bytes = ?4, error = ?5, updated = ?6 WHERE id = ?1",
                       &rc)) == NULL)
         goto out;
@@ -243,7 +203,7 @@ int cat_push_list(struct catalog *c, const struct cat_push_filter *f,
     int rc = 0, r;
 
     cat_lock(c);
-    if ((st = prepare(c,
+    if ((st = cat_prepare(c,
                       "SELECT " PUSH_COLUMNS " FROM push_jobs WHERE "
                       "(?1 IS NULL OR source_device = ?1 OR "
                       " target_device = ?1) AND "
@@ -313,7 +273,7 @@ int cat_restore_add(struct catalog *c, const struct cat_restore *r)
     if (r->paths == NULL)
         return CAIRN_EINVAL;
     cat_lock(c);
-    if ((st = prepare(c,
+    if ((st = cat_prepare(c,
                       "INSERT INTO restores (id, created, user_id, "
                       "caller_device, device_id, snapshot, paths, target, "
                       "push_id, state, finished, files, bytes, errors) "
@@ -345,7 +305,7 @@ int cat_restore_get(struct catalog *c, const char *id,
     int rc = 0, r;
 
     cat_lock(c);
-    if ((st = prepare(c,
+    if ((st = cat_prepare(c,
                       "SELECT id, created, user_id, caller_device, "
                       "device_id, snapshot, paths, target, push_id, state, "
                       "finished, files, bytes, errors FROM restores WHERE "
@@ -356,20 +316,20 @@ int cat_restore_get(struct catalog *c, const char *id,
     r = sqlite3_step(st);
     if (r == SQLITE_ROW) {
         memset(out, 0, sizeof(*out));
-        col_copy(st, 0, out->id, sizeof(out->id));
+        cat_col_text(st, 0, out->id, sizeof(out->id));
         out->created = sqlite3_column_int64(st, 1);
         out->user_id = sqlite3_column_int64(st, 2);
-        col_copy(st, 3, out->caller_device, sizeof(out->caller_device));
-        col_copy(st, 4, out->device_id, sizeof(out->device_id));
-        col_copy(st, 5, out->snapshot, sizeof(out->snapshot));
-        col_copy(st, 7, out->target, sizeof(out->target));
+        cat_col_text(st, 3, out->caller_device, sizeof(out->caller_device));
+        cat_col_text(st, 4, out->device_id, sizeof(out->device_id));
+        cat_col_text(st, 5, out->snapshot, sizeof(out->snapshot));
+        cat_col_text(st, 7, out->target, sizeof(out->target));
         out->push_id = sqlite3_column_int64(st, 8);
-        col_copy(st, 9, out->state, sizeof(out->state));
+        cat_col_text(st, 9, out->state, sizeof(out->state));
         out->finished = sqlite3_column_int64(st, 10);
         out->files = sqlite3_column_int64(st, 11);
         out->bytes = sqlite3_column_int64(st, 12);
         out->errors = sqlite3_column_int64(st, 13);
-        rc = col_dup(st, 6, &out->paths);
+        rc = cat_col_dup(st, 6, &out->paths);
     } else if (r == SQLITE_DONE) {
         rc = CAIRN_ENOENT;
     } else {
@@ -390,7 +350,7 @@ int cat_restore_finish(struct catalog *c, const char *id, const char *state,
     int rc = 0;
 
     cat_lock(c);
-    if ((st = prepare(c,
+    if ((st = cat_prepare(c,
                       "UPDATE restores SET state = ?2, files = ?3, "
                       "bytes = ?4, errors = ?5, finished = ?6 WHERE id = ?1 "
                       "AND state = 'running'",

@@ -45,30 +45,6 @@ const char *const cat_schema_requests =
     "destination, reason, state, decided_by, decided_at, how, outcome, "       \
     "push_id"
 
-static void bind_str(sqlite3_stmt *st, int i, const char *s)
-{
-    if (s == NULL)
-        sqlite3_bind_null(st, i);
-    else
-        sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
-}
-
-/* Column i into a fixed buffer (truncating; always NUL-ended). */
-static void col_copy(sqlite3_stmt *st, int i, char *out, size_t outlen)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    size_t n;
-
-    out[0] = '\0';
-    if (t == NULL)
-        return;
-    n = (size_t)sqlite3_column_bytes(st, i);
-    if (n >= outlen)
-        n = outlen - 1;
-    memcpy(out, t, n);
-    out[n] = '\0';
-}
-
 /* One row into *r (r->paths malloc'ed).  0 or CAIRN_ENOMEM. */
 static int row_read(sqlite3_stmt *st, struct cat_request *r)
 {
@@ -80,16 +56,16 @@ static int row_read(sqlite3_stmt *st, struct cat_request *r)
     r->created = sqlite3_column_int64(st, 1);
     r->requester_id = sqlite3_column_int64(st, 2);
     r->dept_id = sqlite3_column_int64(st, 3);
-    col_copy(st, 4, r->device_id, sizeof(r->device_id));
-    col_copy(st, 6, r->version, sizeof(r->version));
+    cat_col_text(st, 4, r->device_id, sizeof(r->device_id));
+    cat_col_text(st, 6, r->version, sizeof(r->version));
     r->as_of = sqlite3_column_int64(st, 7);
-    col_copy(st, 8, r->destination, sizeof(r->destination));
-    col_copy(st, 9, r->reason, sizeof(r->reason));
-    col_copy(st, 10, r->state, sizeof(r->state));
+    cat_col_text(st, 8, r->destination, sizeof(r->destination));
+    cat_col_text(st, 9, r->reason, sizeof(r->reason));
+    cat_col_text(st, 10, r->state, sizeof(r->state));
     r->decided_by = sqlite3_column_int64(st, 11);
     r->decided_at = sqlite3_column_int64(st, 12);
-    col_copy(st, 13, r->how, sizeof(r->how));
-    col_copy(st, 14, r->outcome, sizeof(r->outcome));
+    cat_col_text(st, 13, r->how, sizeof(r->how));
+    cat_col_text(st, 14, r->outcome, sizeof(r->outcome));
     r->push_id = sqlite3_column_int64(st, 15);
     t = sqlite3_column_text(st, 5);
     n = t ? (size_t)sqlite3_column_bytes(st, 5) : 0;
@@ -99,19 +75,6 @@ static int row_read(sqlite3_stmt *st, struct cat_request *r)
         memcpy(r->paths, t, n);
     r->paths[n] = '\0';
     return 0;
-}
-
-/* Prepare sql (the caller holds the lock).  NULL with *rc set. */
-static sqlite3_stmt *prepare(struct catalog *c, const char *sql, int *rc)
-{
-    sqlite3_stmt *st = NULL;
-
-    if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        *rc = cat_sq_err(c, sqlite3_extended_errcode(c->db));
-        sqlite3_finalize(st);
-        return NULL;
-    }
-    return st;
 }
 
 /*
@@ -127,7 +90,7 @@ int cat_request_add(struct catalog *c, struct cat_request *r)
     if (r->paths == NULL)
         return CAIRN_EINVAL;
     cat_lock(c);
-    if ((st = prepare(c,
+    if ((st = cat_prepare(c,
                       "INSERT INTO restore_requests (created, requester_id, "
                       "dept_id, device_id, paths, version, as_of, "
                       "destination, reason, state, decided_by, decided_at, "
@@ -138,12 +101,12 @@ int cat_request_add(struct catalog *c, struct cat_request *r)
     sqlite3_bind_int64(st, 1, r->created);
     sqlite3_bind_int64(st, 2, r->requester_id);
     sqlite3_bind_int64(st, 3, r->dept_id);
-    bind_str(st, 4, r->device_id);
-    bind_str(st, 5, r->paths);
-    bind_str(st, 6, r->version);
+    cat_bind_text(st, 4, r->device_id);
+    cat_bind_text(st, 5, r->paths);
+    cat_bind_text(st, 6, r->version);
     sqlite3_bind_int64(st, 7, r->as_of);
-    bind_str(st, 8, r->destination);
-    bind_str(st, 9, r->reason);
+    cat_bind_text(st, 8, r->destination);
+    cat_bind_text(st, 9, r->reason);
     if (sqlite3_step(st) != SQLITE_DONE) {
         rc = cat_sq_err(c, sqlite3_extended_errcode(c->db));
         goto err1;
@@ -172,7 +135,7 @@ int cat_request_get(struct catalog *c, int64_t id, struct cat_request *out)
 
     memset(out, 0, sizeof(*out));
     cat_lock(c);
-    if ((st = prepare(c, "SELECT " COLUMNS " FROM restore_requests "
+    if ((st = cat_prepare(c, "SELECT " COLUMNS " FROM restore_requests "
                          "WHERE id = ?1",
                       &rc)) == NULL)
         goto out;
@@ -217,7 +180,7 @@ int cat_request_list(struct catalog *c, const struct cat_request_filter *f,
     if (f == NULL)
         f = &none;
     cat_lock(c);
-    if ((st = prepare(c, "SELECT " COLUMNS " FROM restore_requests WHERE "
+    if ((st = cat_prepare(c, "SELECT " COLUMNS " FROM restore_requests WHERE "
                          "(?1 IS NULL OR state = ?1) AND (?2 = 0 OR "
                          "requester_id = ?2) AND (?3 IS NULL OR device_id = "
                          "?3) AND (?4 = 0 OR dept_id = ?4) ORDER BY id "
@@ -226,9 +189,9 @@ int cat_request_list(struct catalog *c, const struct cat_request_filter *f,
         cat_unlock(c);
         return rc;
     }
-    bind_str(st, 1, f->state);
+    cat_bind_text(st, 1, f->state);
     sqlite3_bind_int64(st, 2, f->requester_id);
-    bind_str(st, 3, f->device_id);
+    cat_bind_text(st, 3, f->device_id);
     sqlite3_bind_int64(st, 4, f->dept_id);
     sqlite3_bind_int(st, 5, f->limit > 0 ? f->limit : REQUEST_LIMIT_DEFAULT);
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
@@ -281,18 +244,18 @@ int cat_request_decide(struct catalog *c, int64_t id, const char *state,
     if (!fulfilled && ((how != NULL && how[0] != '\0') || push_id != 0))
         return CAIRN_EINVAL;
     cat_lock(c);
-    if ((st = prepare(c, "UPDATE restore_requests SET state = ?2, "
+    if ((st = cat_prepare(c, "UPDATE restore_requests SET state = ?2, "
                          "decided_by = ?3, decided_at = ?4, how = ?5, "
                          "outcome = ?6, push_id = ?7 WHERE id = ?1 AND "
                          "state = 'open'",
                       &rc)) == NULL)
         goto out;
     sqlite3_bind_int64(st, 1, id);
-    bind_str(st, 2, state);
+    cat_bind_text(st, 2, state);
     sqlite3_bind_int64(st, 3, by);
     sqlite3_bind_int64(st, 4, at);
-    bind_str(st, 5, fulfilled ? how : "");
-    bind_str(st, 6, outcome);
+    cat_bind_text(st, 5, fulfilled ? how : "");
+    cat_bind_text(st, 6, outcome);
     sqlite3_bind_int64(st, 7, push_id);
     if (sqlite3_step(st) != SQLITE_DONE)
         rc = cat_sq_err(c, sqlite3_extended_errcode(c->db));
@@ -301,7 +264,7 @@ int cat_request_decide(struct catalog *c, int64_t id, const char *state,
     sqlite3_finalize(st);
     if (rc != CAIRN_ENOENT)
         goto out;
-    if ((st = prepare(c, "SELECT state FROM restore_requests WHERE id = ?1",
+    if ((st = cat_prepare(c, "SELECT state FROM restore_requests WHERE id = ?1",
                       &rc)) == NULL)
         goto out;
     sqlite3_bind_int64(st, 1, id);

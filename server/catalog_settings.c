@@ -28,20 +28,6 @@ static void scope_of(int64_t dept_id, char out[32])
         snprintf(out, 32, "dept:%lld", (long long)dept_id);
 }
 
-/* Column i as a malloc'ed string ("" for NULL).  ENOMEM. */
-static int col_dup(sqlite3_stmt *st, int i, char **out)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    size_t n = (size_t)sqlite3_column_bytes(st, i);
-
-    if ((*out = malloc(n + 1)) == NULL)
-        return CAIRN_ENOMEM;
-    if (t != NULL && n > 0)
-        memcpy(*out, t, n);
-    (*out)[n] = '\0';
-    return 0;
-}
-
 int cat_settings_get(struct catalog *c, int64_t dept_id,
                      struct cat_settings *out)
 {
@@ -69,8 +55,8 @@ int cat_settings_get(struct catalog *c, int64_t dept_id,
         rc = cat_sq_err(c, sqlite3_extended_errcode(c->db));
         goto err1;
     }
-    if ((rc = col_dup(st, 0, &out->body)) != 0 ||
-        (rc = col_dup(st, 1, &out->locked)) != 0)
+    if ((rc = cat_col_dup(st, 0, &out->body)) != 0 ||
+        (rc = cat_col_dup(st, 1, &out->locked)) != 0)
         goto err2;
     out->updated = sqlite3_column_int64(st, 2);
     out->updated_by = sqlite3_column_int64(st, 3);

@@ -338,7 +338,7 @@ static void done(sqlite3_stmt *st)
     sqlite3_clear_bindings(st);
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *s)
+void cat_bind_text(sqlite3_stmt *st, int i, const char *s)
 {
     if (s == NULL)
         sqlite3_bind_null(st, i);
@@ -364,7 +364,7 @@ static void bind_ref(sqlite3_stmt *st, int i, int64_t v)
 }
 
 /* Copy column i into a fixed buffer (truncating; always NUL-ended). */
-static void col_text(sqlite3_stmt *st, int i, char *out, size_t outlen)
+void cat_col_text(sqlite3_stmt *st, int i, char *out, size_t outlen)
 {
     const unsigned char *t = sqlite3_column_text(st, i);
     size_t n;
@@ -377,6 +377,31 @@ static void col_text(sqlite3_stmt *st, int i, char *out, size_t outlen)
         n = outlen - 1;
     memcpy(out, t, n);
     out[n] = '\0';
+}
+
+int cat_col_dup(sqlite3_stmt *st, int i, char **out)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    size_t n = t ? (size_t)sqlite3_column_bytes(st, i) : 0;
+
+    if ((*out = malloc(n + 1)) == NULL)
+        return CAIRN_ENOMEM;
+    if (n > 0)
+        memcpy(*out, t, n);
+    (*out)[n] = '\0';
+    return 0;
+}
+
+sqlite3_stmt *cat_prepare(struct catalog *c, const char *sql, int *rc)
+{
+    sqlite3_stmt *st = NULL;
+
+    if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        *rc = cat_sq_err(c, sqlite3_extended_errcode(c->db));
+        sqlite3_finalize(st);
+        return NULL;
+    }
+    return st;
 }
 
 /* Column i as a malloc'ed string (NULL for SQL NULL); ENOMEM. */
@@ -653,7 +678,7 @@ int cat_org_create(struct catalog *c, const struct cat_org *o)
     cat_lock(c);
     if ((st = stmt(c, S_ORG_ADD, &rc)) == NULL)
         goto out;
-    bind_text(st, 1, o->name);
+    cat_bind_text(st, 1, o->name);
     bind_blob(st, 2, o->escrow_public, sizeof(o->escrow_public));
     bind_blob(st, 3, o->escrow_wrapped, o->escrow_wrapped_len);
     sqlite3_bind_int64(st, 4, o->created);
@@ -674,7 +699,7 @@ int cat_org_get(struct catalog *c, struct cat_org *out)
     if ((st = stmt(c, S_ORG_GET, &rc)) == NULL)
         goto out;
     if ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        col_text(st, 0, out->name, sizeof(out->name));
+        cat_col_text(st, 0, out->name, sizeof(out->name));
         col_fixed(st, 1, out->escrow_public, sizeof(out->escrow_public));
         rc = col_blobdup(st, 2, &out->escrow_wrapped, &out->escrow_wrapped_len);
         out->created = sqlite3_column_int64(st, 3);
@@ -712,7 +737,7 @@ int cat_dept_add(struct catalog *c, const char *name, int64_t wave_start,
     cat_lock(c);
     if ((st = stmt(c, S_DEPT_ADD, &rc)) == NULL)
         goto out;
-    bind_text(st, 1, name);
+    cat_bind_text(st, 1, name);
     sqlite3_bind_int64(st, 2, wave_start);
     if ((rc = exec_step(c, st, NULL)) == 0 && out_id != NULL)
         *out_id = sqlite3_last_insert_rowid(c->db);
@@ -724,7 +749,7 @@ out:
 static void row_dept(sqlite3_stmt *st, struct cat_dept *d)
 {
     d->id = sqlite3_column_int64(st, 0);
-    col_text(st, 1, d->name, sizeof(d->name));
+    cat_col_text(st, 1, d->name, sizeof(d->name));
     d->wave_start = sqlite3_column_int64(st, 2);
 }
 
@@ -760,7 +785,7 @@ int cat_dept_get(struct catalog *c, const char *name, struct cat_dept *out)
     memset(out, 0, sizeof(*out));
     cat_lock(c);
     if ((st = stmt(c, S_DEPT_GET, &rc)) != NULL) {
-        bind_text(st, 1, name);
+        cat_bind_text(st, 1, name);
         rc = get_one(c, st, get_dept, out);
     }
     cat_unlock(c);
@@ -791,7 +816,7 @@ int cat_dept_set_wave(struct catalog *c, const char *name, int64_t wave_start)
 
     cat_lock(c);
     if ((st = stmt(c, S_DEPT_WAVE, &rc)) != NULL) {
-        bind_text(st, 1, name);
+        cat_bind_text(st, 1, name);
         sqlite3_bind_int64(st, 2, wave_start);
         if ((rc = exec_step(c, st, &n)) == 0 && n == 0)
             rc = CAIRN_ENOENT;
@@ -888,11 +913,11 @@ static int get_user(sqlite3_stmt *st, void *out)
     struct cat_user *u = out;
 
     u->id = sqlite3_column_int64(st, 0);
-    col_text(st, 1, u->username, sizeof(u->username));
-    col_text(st, 2, u->display, sizeof(u->display));
+    cat_col_text(st, 1, u->username, sizeof(u->username));
+    cat_col_text(st, 2, u->display, sizeof(u->display));
     u->dept_id = sqlite3_column_int64(st, 3);
     u->admin = sqlite3_column_int(st, 4);
-    col_text(st, 6, u->totp_secret, sizeof(u->totp_secret));
+    cat_col_text(st, 6, u->totp_secret, sizeof(u->totp_secret));
     u->totp_last_step = sqlite3_column_int64(st, 7);
     u->disabled = sqlite3_column_int(st, 8);
     u->failures = sqlite3_column_int(st, 9);
@@ -904,11 +929,11 @@ static int get_user(sqlite3_stmt *st, void *out)
 
 static void bind_user(sqlite3_stmt *st, const struct cat_user *u)
 {
-    bind_text(st, 2, u->display);
+    cat_bind_text(st, 2, u->display);
     bind_ref(st, 3, u->dept_id);
     sqlite3_bind_int(st, 4, u->admin ? 1 : 0);
-    bind_text(st, 5, u->pw_hash);
-    bind_text(st, 6, u->totp_secret);
+    cat_bind_text(st, 5, u->pw_hash);
+    cat_bind_text(st, 6, u->totp_secret);
     sqlite3_bind_int64(st, 7, u->totp_last_step);
     sqlite3_bind_int(st, 8, u->disabled ? 1 : 0);
     sqlite3_bind_int(st, 9, u->failures);
@@ -929,7 +954,7 @@ int cat_user_add(struct catalog *c, struct cat_user *u)
     cat_lock(c);
     if ((st = stmt(c, S_USER_ADD, &rc)) == NULL)
         goto out;
-    bind_text(st, 1, u->username);
+    cat_bind_text(st, 1, u->username);
     bind_user(st, u);
     sqlite3_bind_int64(st, 12, u->created);
     if ((rc = exec_step(c, st, NULL)) == 0)
@@ -949,7 +974,7 @@ int cat_user_get(struct catalog *c, const char *username,
     memset(out, 0, sizeof(*out));
     cat_lock(c);
     if ((st = stmt(c, S_USER_GET, &rc)) != NULL) {
-        bind_text(st, 1, username);
+        cat_bind_text(st, 1, username);
         rc = get_one(c, st, get_user, out);
     }
     cat_unlock(c);
@@ -1059,7 +1084,7 @@ int cat_recovery_set(struct catalog *c, int64_t user_id,
         if ((st = stmt(c, S_REC_ADD, &rc)) == NULL)
             goto fail;
         sqlite3_bind_int64(st, 1, user_id);
-        bind_text(st, 2, hashes[i]);
+        cat_bind_text(st, 2, hashes[i]);
         if ((rc = exec_step(c, st, NULL)) != 0)
             goto fail;
     }
@@ -1083,7 +1108,7 @@ int cat_recovery_use(struct catalog *c, int64_t user_id, const char *hash)
     cat_lock(c);
     if ((st = stmt(c, S_REC_USE, &rc)) != NULL) {
         sqlite3_bind_int64(st, 1, user_id);
-        bind_text(st, 2, hash);
+        cat_bind_text(st, 2, hash);
         sqlite3_bind_int64(st, 3, 1 + (int64_t)time(NULL));
         if ((rc = exec_step(c, st, &n)) == 0 && n == 0)
             rc = CAIRN_ENOENT;
@@ -1123,12 +1148,12 @@ int cat_session_add(struct catalog *c, const struct cat_session *s)
 
     cat_lock(c);
     if ((st = stmt(c, S_SES_ADD, &rc)) != NULL) {
-        bind_text(st, 1, s->hash);
+        cat_bind_text(st, 1, s->hash);
         sqlite3_bind_int64(st, 2, s->user_id);
         sqlite3_bind_int(st, 3, s->full ? 1 : 0);
         sqlite3_bind_int(st, 4, s->cookie ? 1 : 0);
-        bind_text(st, 5, s->csrf);
-        bind_text(st, 6, s->addr);
+        cat_bind_text(st, 5, s->csrf);
+        cat_bind_text(st, 6, s->addr);
         sqlite3_bind_int64(st, 7, s->created);
         sqlite3_bind_int64(st, 8, s->last_seen);
         rc = exec_step(c, st, NULL);
@@ -1141,12 +1166,12 @@ static int get_session(sqlite3_stmt *st, void *out)
 {
     struct cat_session *s = out;
 
-    col_text(st, 0, s->hash, sizeof(s->hash));
+    cat_col_text(st, 0, s->hash, sizeof(s->hash));
     s->user_id = sqlite3_column_int64(st, 1);
     s->full = sqlite3_column_int(st, 2);
     s->cookie = sqlite3_column_int(st, 3);
-    col_text(st, 4, s->csrf, sizeof(s->csrf));
-    col_text(st, 5, s->addr, sizeof(s->addr));
+    cat_col_text(st, 4, s->csrf, sizeof(s->csrf));
+    cat_col_text(st, 5, s->addr, sizeof(s->addr));
     s->created = sqlite3_column_int64(st, 6);
     s->last_seen = sqlite3_column_int64(st, 7);
     return 0;
@@ -1163,7 +1188,7 @@ int cat_session_get(struct catalog *c, const char *hash,
     memset(out, 0, sizeof(*out));
     cat_lock(c);
     if ((st = stmt(c, S_SES_GET, &rc)) != NULL) {
-        bind_text(st, 1, hash);
+        cat_bind_text(st, 1, hash);
         rc = get_one(c, st, get_session, out);
     }
     cat_unlock(c);
@@ -1179,7 +1204,7 @@ static int change_text(struct catalog *c, enum stmt_id id, const char *t,
 
     cat_lock(c);
     if ((st = stmt(c, id, &rc)) != NULL) {
-        bind_text(st, 1, t);
+        cat_bind_text(st, 1, t);
         if (sqlite3_bind_parameter_count(st) >= 2)
             sqlite3_bind_int64(st, 2, v);
         if ((rc = exec_step(c, st, &n)) == 0 && n == 0 && want_row)
@@ -1253,7 +1278,7 @@ int cat_addr_get(struct catalog *c, const char *addr, int *out_failures,
     *out_last = 0;
     cat_lock(c);
     if ((st = stmt(c, S_ADDR_GET, &rc)) != NULL) {
-        bind_text(st, 1, addr);
+        cat_bind_text(st, 1, addr);
         if ((r = sqlite3_step(st)) == SQLITE_ROW) {
             *out_failures = sqlite3_column_int(st, 0);
             *out_last = sqlite3_column_int64(st, 1);
@@ -1282,17 +1307,17 @@ int cat_addr_reset(struct catalog *c, const char *addr)
 
 static void bind_device(sqlite3_stmt *st, const struct cat_device *d)
 {
-    bind_text(st, 1, d->id);
-    bind_text(st, 2, d->name);
-    bind_text(st, 3, d->category);
+    cat_bind_text(st, 1, d->id);
+    cat_bind_text(st, 2, d->name);
+    cat_bind_text(st, 3, d->category);
     bind_ref(st, 4, d->dept_id);
     bind_ref(st, 5, d->owner_id);
-    bind_text(st, 6, d->token_hash);
+    cat_bind_text(st, 6, d->token_hash);
     bind_blob(st, 7, d->archive_id, sizeof(d->archive_id));
     bind_blob(st, 8, d->wrap_escrow, d->wrap_escrow_len);
     bind_blob(st, 9, d->wrap_owner, d->wrap_owner_len);
-    bind_text(st, 10, d->state);
-    bind_text(st, 11, d->replaced_by);
+    cat_bind_text(st, 10, d->state);
+    cat_bind_text(st, 11, d->replaced_by);
     sqlite3_bind_int64(st, 12, d->enrolled_at);
     sqlite3_bind_int64(st, 13, d->enrolled_by);
     sqlite3_bind_int64(st, 14, d->last_activity);
@@ -1303,7 +1328,7 @@ static void bind_device(sqlite3_stmt *st, const struct cat_device *d)
     sqlite3_bind_int64(st, 19, d->files_todo);
     sqlite3_bind_int64(st, 20, d->bytes_todo);
     sqlite3_bind_int64(st, 21, d->bytes_stored);
-    bind_text(st, 22, d->phase);
+    cat_bind_text(st, 22, d->phase);
     sqlite3_bind_int64(st, 23, d->errors);
     sqlite3_bind_int64(st, 24, d->legacy_cancelled_at);
     sqlite3_bind_int64(st, 25, d->legacy_cancelled_by);
@@ -1315,15 +1340,15 @@ static int get_device(sqlite3_stmt *st, void *out)
     struct cat_device *d = out;
     int rc;
 
-    col_text(st, 0, d->id, sizeof(d->id));
-    col_text(st, 1, d->name, sizeof(d->name));
-    col_text(st, 2, d->category, sizeof(d->category));
+    cat_col_text(st, 0, d->id, sizeof(d->id));
+    cat_col_text(st, 1, d->name, sizeof(d->name));
+    cat_col_text(st, 2, d->category, sizeof(d->category));
     d->dept_id = sqlite3_column_int64(st, 3);
     d->owner_id = sqlite3_column_int64(st, 4);
-    col_text(st, 5, d->token_hash, sizeof(d->token_hash));
+    cat_col_text(st, 5, d->token_hash, sizeof(d->token_hash));
     col_fixed(st, 6, d->archive_id, sizeof(d->archive_id));
-    col_text(st, 9, d->state, sizeof(d->state));
-    col_text(st, 10, d->replaced_by, sizeof(d->replaced_by));
+    cat_col_text(st, 9, d->state, sizeof(d->state));
+    cat_col_text(st, 10, d->replaced_by, sizeof(d->replaced_by));
     d->enrolled_at = sqlite3_column_int64(st, 11);
     d->enrolled_by = sqlite3_column_int64(st, 12);
     d->last_activity = sqlite3_column_int64(st, 13);
@@ -1334,7 +1359,7 @@ static int get_device(sqlite3_stmt *st, void *out)
     d->files_todo = sqlite3_column_int64(st, 18);
     d->bytes_todo = sqlite3_column_int64(st, 19);
     d->bytes_stored = sqlite3_column_int64(st, 20);
-    col_text(st, 21, d->phase, sizeof(d->phase));
+    cat_col_text(st, 21, d->phase, sizeof(d->phase));
     d->errors = sqlite3_column_int64(st, 22);
     d->legacy_cancelled_at = sqlite3_column_int64(st, 23);
     d->legacy_cancelled_by = sqlite3_column_int64(st, 24);
@@ -1369,7 +1394,7 @@ int cat_device_get(struct catalog *c, const char *id, struct cat_device *out)
     memset(out, 0, sizeof(*out));
     cat_lock(c);
     if ((st = stmt(c, S_DEV_GET, &rc)) != NULL) {
-        bind_text(st, 1, id);
+        cat_bind_text(st, 1, id);
         rc = get_one(c, st, get_device, out);
     }
     cat_unlock(c);
@@ -1436,7 +1461,7 @@ int cat_device_list(struct catalog *c, const struct cat_device_filter *f,
     cat_lock(c);
     if ((st = stmt(c, S_DEV_LIST, &rc)) != NULL) {
         sqlite3_bind_int64(st, 1, f->dept_id);
-        bind_text(st, 2, f->category);
+        cat_bind_text(st, 2, f->category);
         sqlite3_bind_int64(st, 3, f->owner_id);
         sqlite3_bind_int(st, 4, f->active_only ? 1 : 0);
         rc = rows_collect(c, st, &rs, get_device);
@@ -1456,8 +1481,8 @@ int cat_snapshot_add(struct catalog *c, const struct cat_snapshot *s)
 
     cat_lock(c);
     if ((st = stmt(c, S_SNAP_ADD, &rc)) != NULL) {
-        bind_text(st, 1, s->device_id);
-        bind_text(st, 2, s->id);
+        cat_bind_text(st, 1, s->device_id);
+        cat_bind_text(st, 2, s->id);
         sqlite3_bind_int64(st, 3, s->time);
         sqlite3_bind_int(st, 4, s->complete ? 1 : 0);
         sqlite3_bind_int64(st, 5, s->files);
@@ -1473,8 +1498,8 @@ static int get_snapshot(sqlite3_stmt *st, void *out)
 {
     struct cat_snapshot *s = out;
 
-    col_text(st, 0, s->device_id, sizeof(s->device_id));
-    col_text(st, 1, s->id, sizeof(s->id));
+    cat_col_text(st, 0, s->device_id, sizeof(s->device_id));
+    cat_col_text(st, 1, s->id, sizeof(s->id));
     s->time = sqlite3_column_int64(st, 2);
     s->complete = sqlite3_column_int(st, 3);
     s->files = sqlite3_column_int64(st, 4);
@@ -1505,7 +1530,7 @@ int cat_snapshot_list(struct catalog *c, const char *device_id,
 
     cat_lock(c);
     if ((st = stmt(c, S_SNAP_LIST, &rc)) != NULL) {
-        bind_text(st, 1, device_id);
+        cat_bind_text(st, 1, device_id);
         rc = rows_collect(c, st, &rs, get_snapshot);
     }
     cat_unlock(c);
@@ -1525,11 +1550,11 @@ int cat_audit_add(struct catalog *c, const struct cat_audit *a)
     if ((st = stmt(c, S_AUDIT_ADD, &rc)) != NULL) {
         sqlite3_bind_int64(st, 1, a->time);
         sqlite3_bind_int64(st, 2, a->user_id);
-        bind_text(st, 3, a->device_id);
-        bind_text(st, 4, a->addr);
-        bind_text(st, 5, a->action);
-        bind_text(st, 6, a->target);
-        bind_text(st, 7, a->detail);
+        cat_bind_text(st, 3, a->device_id);
+        cat_bind_text(st, 4, a->addr);
+        cat_bind_text(st, 5, a->action);
+        cat_bind_text(st, 6, a->target);
+        cat_bind_text(st, 7, a->detail);
         rc = exec_step(c, st, NULL);
     }
     cat_unlock(c);
@@ -1543,10 +1568,10 @@ static int get_audit(sqlite3_stmt *st, void *out)
     a->id = sqlite3_column_int64(st, 0);
     a->time = sqlite3_column_int64(st, 1);
     a->user_id = sqlite3_column_int64(st, 2);
-    col_text(st, 3, a->device_id, sizeof(a->device_id));
-    col_text(st, 4, a->addr, sizeof(a->addr));
-    col_text(st, 5, a->action, sizeof(a->action));
-    col_text(st, 6, a->target, sizeof(a->target));
+    cat_col_text(st, 3, a->device_id, sizeof(a->device_id));
+    cat_col_text(st, 4, a->addr, sizeof(a->addr));
+    cat_col_text(st, 5, a->action, sizeof(a->action));
+    cat_col_text(st, 6, a->target, sizeof(a->target));
     return col_strdup(st, 7, &a->detail);
 }
 
@@ -1585,8 +1610,8 @@ int cat_audit_list(struct catalog *c, const struct cat_audit_filter *f,
         sqlite3_bind_int64(st, 1, f->since);
         sqlite3_bind_int64(st, 2, f->until);
         sqlite3_bind_int64(st, 3, f->user_id);
-        bind_text(st, 4, f->action);
-        bind_text(st, 5, f->device_id);
+        cat_bind_text(st, 4, f->action);
+        cat_bind_text(st, 5, f->device_id);
         sqlite3_bind_int(st, 6, f->limit > 0 ? f->limit : AUDIT_LIMIT_DEFAULT);
         rc = rows_collect(c, st, &rs, get_audit);
     }
