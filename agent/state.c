@@ -1311,8 +1311,9 @@ int agent_cache_put(struct agent_state *st, int type, const char *name,
     if ((s = stmt(st, S_CACHE_PUT, &rc)) != NULL) {
         sqlite3_bind_int(s, 1, type);
         sqlite3_bind_text(s, 2, name, -1, SQLITE_TRANSIENT);
+        /* STATIC: buf outlives the step (no copy of a large object). */
         sqlite3_bind_blob64(s, 3, len ? buf : (const void *)"", len,
-                            SQLITE_TRANSIENT);
+                            SQLITE_STATIC);
         rc = exec_step(st, s, NULL);
     }
     pthread_mutex_unlock(&st->lock);

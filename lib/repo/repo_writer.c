@@ -26,6 +26,10 @@
 /* Every this many stored packs (about 256 MiB), they are made durable and
  * an index object names them, so an interrupted backup keeps its work. */
 #define INDEX_EVERY 16
+/* ... or once they hold this many blobs, and a pack is closed at this many
+ * blobs whatever its size: the blob lists wait in memory until indexed
+ * (64 bytes a blob), and a pack of tiny files holds 400,000 of them. */
+#define INDEX_BLOBS 65536
 /* Pieces kept for reuse, of any size (a fresh buffer costs a page fault
  * per 4 KiB on first touch, and its unmapping on free). */
 #define PIECE_POOL 6
@@ -95,6 +99,7 @@ struct cairn_repo_writer {
     struct cairn_pack_info **stored; /* stored, not yet indexed */
     size_t nstored, stored_cap;
     uint64_t stored_bytes;
+    uint64_t stored_blobs; /* in stored[], not yet handed to the indexer */
 };
 
 static uint64_t id_hash(const uint8_t *id)
@@ -386,14 +391,19 @@ static void *io_main(void *arg)
         if (done != NULL) {
             w->stored[w->nstored++] = done;
             w->stored_bytes += done->length;
+            w->stored_blobs += done->nblobs;
         }
         piece_put(w, p);
-        /* Every INDEX_EVERY packs, hand them to the indexer. */
-        if (w->err == 0 && w->nstored >= INDEX_EVERY && !w->ix_busy) {
+        /* Every INDEX_EVERY packs or INDEX_BLOBS blobs, hand them to the
+         * indexer. */
+        if (w->err == 0 &&
+            (w->nstored >= INDEX_EVERY || w->stored_blobs >= INDEX_BLOBS) &&
+            !w->ix_busy) {
             w->ix_batch = w->stored;
             w->ix_n = w->nstored;
             w->stored = NULL;
             w->nstored = w->stored_cap = 0;
+            w->stored_blobs = 0;
             w->ix_busy = 1;
         }
         pthread_cond_broadcast(&w->cond);
@@ -662,7 +672,8 @@ int cairn_repo_writer_add(struct cairn_repo_writer *w,
         goto fail;
     }
     op->offset += slen;
-    if (op->offset >= op->target && (rc = pack_close(w, op)) != 0)
+    if ((op->offset >= op->target || op->n >= INDEX_BLOBS) &&
+        (rc = pack_close(w, op)) != 0)
         goto fail;
     /* Wait while the I/O thread is behind: this bounds memory. */
     while (w->qbytes > QUEUE_BYTES && w->err == 0)
@@ -700,6 +711,7 @@ int cairn_repo_writer_flush(struct cairn_repo_writer *w)
     nbatch = w->nstored;
     w->stored = NULL;
     w->nstored = w->stored_cap = 0;
+    w->stored_blobs = 0;
     pthread_mutex_unlock(&w->lock);
 
     /* Packs adopted from an interrupted backup are named now too. */
