@@ -26,36 +26,62 @@ int repo_index_init(struct repo_index *ix)
 
 void repo_index_destroy(struct repo_index *ix)
 {
-    free(ix->slots);
+    free(ix->blobs);
+    free(ix->table);
     free(ix->packs);
     free(ix->pack_slots);
     pthread_rwlock_destroy(&ix->lock);
 }
 
+/* Room for need blobs: the records grow by half, the table doubles to stay
+ * at most 3/4 full (and is rebuilt from the records).  Write lock held. */
 static int grow_blobs(struct repo_index *ix, size_t need)
 {
-    struct repo_blob *ns;
+    struct repo_blob *nb;
+    uint32_t *nt;
     size_t ncap, i, j;
 
+    if (need > UINT32_MAX - 1)
+        return CAIRN_ERANGE;
+    if (need > ix->blobs_cap) {
+        ncap = ix->blobs_cap ? ix->blobs_cap + ix->blobs_cap / 2
+                             : INITIAL_CAP;
+        if (ncap < need)
+            ncap = need;
+        if ((nb = realloc(ix->blobs, ncap * sizeof(*nb))) == NULL)
+            return CAIRN_ENOMEM;
+        ix->blobs = nb;
+        ix->blobs_cap = ncap;
+    }
     if (need * 4 <= ix->cap * 3)
         return 0;
     ncap = ix->cap ? ix->cap : INITIAL_CAP;
     while (need * 4 > ncap * 3)
         ncap *= 2;
-    if ((ns = calloc(ncap, sizeof(*ns))) == NULL)
+    if ((nt = calloc(ncap, sizeof(*nt))) == NULL)
         return CAIRN_ENOMEM;
-    for (i = 0; i < ix->cap; i++) {
-        if (!ix->slots[i].used)
-            continue;
-        j = id_hash(ix->slots[i].id) & (ncap - 1);
-        while (ns[j].used)
+    for (i = 0; i < ix->n; i++) {
+        j = id_hash(ix->blobs[i].id) & (ncap - 1);
+        while (nt[j] != 0)
             j = (j + 1) & (ncap - 1);
-        ns[j] = ix->slots[i];
+        nt[j] = (uint32_t)(i + 1);
     }
-    free(ix->slots);
-    ix->slots = ns;
+    free(ix->table);
+    ix->table = nt;
     ix->cap = ncap;
     return 0;
+}
+
+/* The table entry for id: its blob, or the empty entry where it would go.
+ * The table must not be empty.  Lock held. */
+static size_t table_find(const struct repo_index *ix, const uint8_t *id)
+{
+    size_t j = id_hash(id) & (ix->cap - 1);
+
+    while (ix->table[j] != 0 &&
+           memcmp(ix->blobs[ix->table[j] - 1].id, id, CAIRN_ID_LEN) != 0)
+        j = (j + 1) & (ix->cap - 1);
+    return j;
 }
 
 /* Find the number of a pack, or add it.  Write lock held. */
@@ -137,21 +163,19 @@ int repo_index_add_pack(struct repo_index *ix, const struct cairn_pack_info *pi)
         goto out;
     for (b = 0; b < pi->nblobs; b++) {
         const struct cairn_index_entry *e = &pi->blobs[b];
+        struct repo_blob *rb;
 
-        j = id_hash(e->id) & (ix->cap - 1);
-        while (ix->slots[j].used &&
-               memcmp(ix->slots[j].id, e->id, CAIRN_ID_LEN) != 0)
-            j = (j + 1) & (ix->cap - 1);
-        if (ix->slots[j].used)
+        j = table_find(ix, e->id);
+        if (ix->table[j] != 0)
             continue;
-        memcpy(ix->slots[j].id, e->id, CAIRN_ID_LEN);
-        ix->slots[j].pack = pn;
-        ix->slots[j].offset = e->offset;
-        ix->slots[j].length = e->length;
-        ix->slots[j].raw_length = e->raw_length;
-        ix->slots[j].type = e->type;
-        ix->slots[j].used = 1;
-        ix->n++;
+        rb = &ix->blobs[ix->n];
+        memcpy(rb->id, e->id, CAIRN_ID_LEN);
+        rb->pack = pn;
+        rb->offset = e->offset;
+        rb->length = e->length;
+        rb->raw_length = e->raw_length;
+        rb->type = e->type;
+        ix->table[j] = (uint32_t)(++ix->n);
     }
 out:
     pthread_rwlock_unlock(&ix->lock);
@@ -166,23 +190,17 @@ int cairn_repo_lookup(struct cairn_repo *r, const uint8_t id[CAIRN_ID_LEN],
     int rc = CAIRN_ENOENT;
 
     pthread_rwlock_rdlock(&ix->lock);
-    if (ix->cap > 0) {
-        j = id_hash(id) & (ix->cap - 1);
-        while (ix->slots[j].used) {
-            if (memcmp(ix->slots[j].id, id, CAIRN_ID_LEN) == 0) {
-                if (out != NULL) {
-                    memcpy(out->pack, ix->packs[ix->slots[j].pack],
-                           CAIRN_ID_LEN);
-                    out->offset = ix->slots[j].offset;
-                    out->length = ix->slots[j].length;
-                    out->raw_length = ix->slots[j].raw_length;
-                    out->type = ix->slots[j].type;
-                }
-                rc = 0;
-                break;
-            }
-            j = (j + 1) & (ix->cap - 1);
+    if (ix->cap > 0 && ix->table[j = table_find(ix, id)] != 0) {
+        if (out != NULL) {
+            const struct repo_blob *rb = &ix->blobs[ix->table[j] - 1];
+
+            memcpy(out->pack, ix->packs[rb->pack], CAIRN_ID_LEN);
+            out->offset = rb->offset;
+            out->length = rb->length;
+            out->raw_length = rb->raw_length;
+            out->type = rb->type;
         }
+        rc = 0;
     }
     pthread_rwlock_unlock(&ix->lock);
     return rc;
@@ -206,15 +224,13 @@ void cairn_repo_index_totals(struct cairn_repo *r, uint64_t *out_data_blobs,
     size_t i;
 
     pthread_rwlock_rdlock(&r->index.lock);
-    for (i = 0; i < r->index.cap; i++) {
-        if (!r->index.slots[i].used)
-            continue;
-        if (r->index.slots[i].type == CAIRN_BLOB_TREE)
+    for (i = 0; i < r->index.n; i++) {
+        if (r->index.blobs[i].type == CAIRN_BLOB_TREE)
             nt++;
         else
             nd++;
-        raw += r->index.slots[i].raw_length;
-        stored += r->index.slots[i].length;
+        raw += r->index.blobs[i].raw_length;
+        stored += r->index.blobs[i].length;
     }
     pthread_rwlock_unlock(&r->index.lock);
     if (out_data_blobs != NULL)
