@@ -107,6 +107,50 @@ static uint64_t id_hash(const uint8_t *id)
     return cairn_le64dec(id);
 }
 
+/*
+ * Forget the ids the loaded index now holds (their packs were indexed):
+ * the set then keeps only what is still on its way, so it does not grow
+ * with the whole backup.  Rebuilt in a table sized for what is left.
+ * Lock held (the index's own lock is taken inside lookups).
+ */
+static int set_prune(struct cairn_repo_writer *w)
+{
+    uint8_t(*ns)[CAIRN_ID_LEN];
+    uint8_t *nu;
+    size_t keep = 0, ncap = 4096, i, j;
+
+    for (i = 0; i < w->set_cap; i++)
+        if (w->set_used[i] && cairn_repo_lookup(w->r, w->set[i], NULL) != 0)
+            keep++;
+    if (keep == w->set_n)
+        return 0;
+    while ((keep + 1) * 4 > ncap * 3)
+        ncap *= 2;
+    ns = malloc(ncap * CAIRN_ID_LEN);
+    nu = calloc(ncap, 1);
+    if (ns == NULL || nu == NULL) {
+        free(ns);
+        free(nu);
+        return 0; /* keep the larger set: correct, just bigger */
+    }
+    for (i = 0; i < w->set_cap; i++) {
+        if (!w->set_used[i] || cairn_repo_lookup(w->r, w->set[i], NULL) == 0)
+            continue;
+        j = id_hash(w->set[i]) & (ncap - 1);
+        while (nu[j])
+            j = (j + 1) & (ncap - 1);
+        memcpy(ns[j], w->set[i], CAIRN_ID_LEN);
+        nu[j] = 1;
+    }
+    free(w->set);
+    free(w->set_used);
+    w->set = ns;
+    w->set_used = nu;
+    w->set_cap = ncap;
+    w->set_n = keep;
+    return 0;
+}
+
 /* Insert id into the set; *out_present says whether it was there.  Lock
  * held. */
 static int set_insert(struct cairn_repo_writer *w,
@@ -437,6 +481,8 @@ static void *indexer_main(void *arg)
         pthread_mutex_lock(&w->lock);
         if (rc != 0)
             set_err(w, rc);
+        else
+            set_prune(w);
         w->ix_busy = 0;
         pthread_cond_broadcast(&w->cond);
     }
