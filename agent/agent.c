@@ -1092,7 +1092,7 @@ int agent_run(struct agent *a, volatile sig_atomic_t *stop)
     struct pollfd pf[2];
     struct agent_todo_counts tc;
     struct job *j;
-    int64_t last_verify = 0, todo;
+    int64_t last_verify = 0, todo, last_count = 0;
     int rc = 0, n, stopping = 0;
 
     a->watchdog_us = agent_watchdog_usec();
@@ -1122,10 +1122,15 @@ int agent_run(struct agent *a, volatile sig_atomic_t *stop)
         }
         if (stopping && !a->busy)
             break;
-        if (agent_todo_count(a->st, &tc) != 0)
-            tc.total = a->files_todo;
-        todo = tc.total;
-        a->files_todo = todo;
+        /* Counting the to-do list scans it: at most once a second (in
+         * between, files_todo is kept up by the watcher's drain and by
+         * each backup's end). */
+        if (mono_ms() - last_count >= 1000) {
+            if (agent_todo_count(a->st, &tc) == 0)
+                a->files_todo = tc.total;
+            last_count = mono_ms();
+        }
+        todo = a->files_todo;
         if (a->o.once && !a->busy && todo == 0)
             break;
         pf[0].fd = agent_watch_fd(a->w);
