@@ -338,12 +338,12 @@ static void keep_existing(struct rs *rs, const char *path)
 
 /*
  * Where an entry other than a directory goes, when its directory was not
- * made by this run: enum rs_place (RS_FAIL reported), or CAIRN_ENOMEM.  With RENAME, *path
- * may become another name (in the arena); dl is the length of the
- * directory part of *path.
+ * made by this run: enum rs_place (RS_FAIL reported), or CAIRN_ENOMEM.
+ * With RENAME, *path may become another name (in the arena); dl is the
+ * length of the directory part of *path.  *absent: nothing is at *path.
  */
 static int place_entry(struct rs *rs, const struct cairn_tree_entry *e,
-                       uint64_t length, char **path, size_t dl)
+                       uint64_t length, char **path, size_t dl, int *absent)
 {
     const char *name = *path + dl + 1;
     char alt[PATH_MAX];
@@ -351,9 +351,12 @@ static int place_entry(struct rs *rs, const struct cairn_tree_entry *e,
     size_t n;
     int k, free_name;
 
+    *absent = 0;
     if (lstat(*path, &st) != 0) {
-        if (errno == ENOENT)
+        if (errno == ENOENT) {
+            *absent = 1;
             return RS_NEW;
+        }
         rs_file_error(rs, *path, errno, "cannot look at what is there");
         return RS_FAIL;
     }
@@ -378,6 +381,7 @@ static int place_entry(struct rs *rs, const struct cairn_tree_entry *e,
                     return CAIRN_ENOMEM;
                 if (free_name)
                     rs->res->renamed++;
+                *absent = free_name;
                 return free_name ? RS_NEW : RS_DONE;
             }
         }
@@ -473,7 +477,7 @@ static int plan_file(struct rs *rs, const struct cairn_tree_entry *e,
     struct rs_chunk *c;
     uint64_t off = 0;
     uint32_t i;
-    int rc, place = RS_NEW;
+    int rc, place = RS_NEW, absent = 1;
 
     if (rs->nchunks + e->ncontent < rs->nchunks)
         return CAIRN_ENOMEM;
@@ -508,7 +512,7 @@ static int plan_file(struct rs *rs, const struct cairn_tree_entry *e,
             rs->max_raw = loc.raw_length;
     }
     if (!fresh) {
-        place = place_entry(rs, e, off, &path, dl);
+        place = place_entry(rs, e, off, &path, dl, &absent);
         if (place < 0)
             return place;
         if (place == RS_FAIL)
@@ -527,6 +531,7 @@ static int plan_file(struct rs *rs, const struct cairn_tree_entry *e,
     f->length = off;
     f->primary = -1;
     f->place = place;
+    f->absent = absent;
     rs->nchunks += e->ncontent;
     return 0;
 }
@@ -542,7 +547,7 @@ static int plan_entry(struct rs *rs, struct cairn_blob_codec *codec,
     size_t n = strlen(e->name);
     struct rs_node *node;
     char *path, *spath;
-    int rc, made, place;
+    int rc, made, place, absent;
 
     if (rs_cancelled(rs))
         return CAIRN_ECANCELED;
@@ -620,7 +625,7 @@ static int plan_entry(struct rs *rs, struct cairn_blob_codec *codec,
                          sl + 1 + strlen(e->name), made == 1);
     default:
         place = RS_NEW;
-        if (!fresh && (place = place_entry(rs, e, 0, &path, fl)) < 0)
+        if (!fresh && (place = place_entry(rs, e, 0, &path, fl, &absent)) < 0)
             return place;
         if (place == RS_FAIL || place == RS_KEEP)
             return 0;
@@ -999,6 +1004,26 @@ static void remove_unfinished(struct rs *rs)
  * links = symlinks, specials = fifos, sockets, devices.  Thread safe with
  * respect to r (readers only); events are serialised.
  */
+/* The umask, from /proc (reading it with umask() would change it for a
+ * moment under every other thread); -1 when unknown. */
+static int process_umask(void)
+{
+    char line[128];
+    unsigned m;
+    int found = -1;
+    FILE *f;
+
+    if ((f = fopen("/proc/self/status", "re")) == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "Umask: %o", &m) == 1) {
+            found = (int)(m & 0777);
+            break;
+        }
+    fclose(f);
+    return found;
+}
+
 int cairn_restore(struct cairn_repo *r, const struct cairn_snapshot *s,
                   const struct cairn_restore_opts *o,
                   struct cairn_restore_result *out)
@@ -1027,6 +1052,9 @@ int cairn_restore(struct cairn_repo *r, const struct cairn_snapshot *s,
     rs.o = o;
     rs.res = &res;
     rs.is_root = geteuid() == 0;
+    rs.euid = geteuid();
+    rs.egid = getegid();
+    rs.umask = process_umask();
     rs.t0 = rs_now();
     ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     rs.nthreads = o->threads > 0 ? o->threads : (ncpu > 0 ? (int)ncpu : 1);
@@ -1036,6 +1064,8 @@ int cairn_restore(struct cairn_repo *r, const struct cairn_snapshot *s,
     atomic_init(&rs.files_done, 0);
     atomic_init(&rs.bytes_done, 0);
     atomic_init(&rs.errors, 0);
+    atomic_init(&rs.no_tmpfile, 0);
+    atomic_init(&rs.no_empty_link, 0);
     atomic_init(&rs.damaged, 0);
     if (pthread_mutex_init(&rs.ev_lock, NULL) != 0) {
         rc = CAIRN_ENOMEM;

@@ -40,6 +40,7 @@ struct rs_file {
     long primary;        /* hard link: index of the file it links to, or -1 */
     int split;           /* content written by several work items */
     int place;           /* enum rs_place */
+    int absent;          /* nothing was at path when planned */
     atomic_int parts_left;
     atomic_int damaged;  /* content missing or failed to authenticate */
     atomic_int failed;   /* could not be written (reported already) */
@@ -78,6 +79,11 @@ struct rs {
     const struct cairn_restore_opts *o;
     struct cairn_restore_result *res;
     int is_root;
+    int umask;  /* the process's umask, or -1 when it cannot be read */
+    atomic_int no_tmpfile; /* the target's file system lacks O_TMPFILE */
+    atomic_int no_empty_link; /* linkat(AT_EMPTY_PATH) is not allowed */
+    uid_t euid; /* who new files belong to (before their owner is set) */
+    gid_t egid;
     int nthreads;
     int64_t t0;
 

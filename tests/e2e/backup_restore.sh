@@ -132,7 +132,36 @@ cmp "$X/times/nanos" "$T/r3/nanos" || fail "restore of one file: content differs
 [[ $(stat -c %Y.%y "$X/times/nanos") == $(stat -c %Y.%y "$T/r3/nanos") ]] \
     || fail "restore of one file: mtime differs"
 ok "one file restored with its content and mtime"
-rm -rf "$T/r1" "$T/r2" "$T/r3"
+
+# New files take the group of a set-group-ID directory they are made in:
+# the restore must still give each file its own group (and mode).
+if is_root; then
+    say "restoring latest:$X/modes into a set-group-ID folder of group 5678"
+    mkdir "$T/r5"; chgrp 5678 "$T/r5"; chmod 2775 "$T/r5"
+    must restore5 cz restore "latest:$X/modes" --target "$T/r5"
+    treecmp "$X/modes" "$T/r5"
+fi
+
+# An unprivileged restore (files are named through /proc, not by
+# linkat's AT_EMPTY_PATH, which needs a capability), with a umask that
+# takes bits from the files' modes.
+say "restoring latest:$X as an unprivileged user with umask 077"
+if is_root; then
+    U=65534
+    mkdir "$T/r6" "$T/r6cache"; chown "$U:$U" "$T/r6" "$T/r6cache"
+    # Readable by nobody: the archive (the password file is already).
+    chmod -R o+rX "$REPO"
+    as_user() { setpriv --reuid="$U" --regid="$U" --clear-groups -- "$@"; }
+    cmp_owner=(--no-owner)
+else
+    mkdir "$T/r6" "$T/r6cache"
+    as_user() { "$@"; }
+    cmp_owner=()
+fi
+must restore6 as_user env XDG_CACHE_HOME="$T/r6cache" bash -c 'umask 077; exec "$@"' - \
+    "$CAIRN" -r "$REPO" restore "latest:$X" --target "$T/r6"
+treecmp "$X" "$T/r6" "${cmp_owner[@]}" --sparse "sparse.img:8M"
+rm -rf "$T/r1" "$T/r2" "$T/r3" "$T/r5" "$T/r6" "$T/r6cache"
 
 # ---------------------------------------------------------------- no change
 say "backing up again, nothing changed"
