@@ -38,6 +38,16 @@
 #define MAX_HEADERS 8
 #define CONNECTION_TIMEOUT_SECS 120
 #define SHUTDOWN_WAIT_SECS 30
+/*
+ * TLS 1.3 and 1.2, AES-128-GCM first, by the server's choice.  What
+ * travels is mostly pack bytes already sealed with AES-256-GCM on the
+ * device; the channel protects tokens and requests, for which AES-128 is
+ * ample, and its 10 rounds instead of 14 make a restore's TLS on both
+ * sides about a fifth cheaper.
+ */
+#define TLS_PRIORITIES                                                         \
+    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:"     \
+    "+AES-256-GCM:+CHACHA20-POLY1305:%SERVER_PRECEDENCE"
 /* A body beyond its route's limit is read and dropped up to this much
  * more (so the client sees the 413), then the connection is closed. */
 #define DISCARD_SLACK (64u << 20)
@@ -717,7 +727,7 @@ int http_start(struct srv *s, const char *cert_pem, const char *key_pem)
         flags, (uint16_t)s->cfg.listen_port, NULL, NULL, access_handler, s,
         MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_HTTPS_MEM_CERT, cert_pem,
         MHD_OPTION_HTTPS_MEM_KEY, key_pem, MHD_OPTION_HTTPS_PRIORITIES,
-        "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
+        TLS_PRIORITIES,
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)CONNECTION_TIMEOUT_SECS, MHD_OPTION_NOTIFY_COMPLETED,
         completed, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
