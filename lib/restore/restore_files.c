@@ -6,13 +6,13 @@
  * a few requests, not one per file), or one item (a whole file, or a range
  * of chunks of a big one), read in runs of consecutive blobs.  Blobs are
  * opened with the worker's own codec and written at their offsets,
- * skipping all-zero blocks so holes stay holes.  Every file is written to
- * its temporary name and renamed into place, with its metadata, by
- * whoever writes its last piece (or removed when its content is damaged).
- * Files are created and renamed relative to their directory, which each
- * worker keeps open while its files stay in it: a path walked from the
- * root for every file (twice: create, rename) was a tenth of a restore's
- * CPU time.
+ * skipping all-zero blocks so holes stay holes.  Every file is written
+ * unnamed (or at a temporary name) and put in place, with its metadata,
+ * by whoever writes its last piece (or removed when its content is
+ * damaged): no partial file ever has its real name.  Files are created
+ * and named relative to their directory, which each worker keeps open
+ * while its files stay in it: a path walked from the root for every file
+ * (twice: create, rename) was a tenth of a restore's CPU time.
  */
 #include <errno.h>
 #include <stdint.h>
