@@ -16,6 +16,11 @@
  * unless such files exist, and the hour leaves alone temp files another
  * live process is still writing.
  *
+ * The fan-out directories (data/xx, index/xx) are made when the first
+ * object goes into them, and the parent's fsync makes each durable before
+ * anything in it is: a small archive has a few, not 512 empty
+ * directories (2 MB as du counts, and per device on a server).
+ *
  * All state is under the root's directory descriptor (openat and friends),
  * so relative paths are short and fixed in size.
  */
@@ -24,6 +29,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +90,7 @@ struct fdslot {
 
 struct dirstore {
     int rootfd;
+    atomic_uchar made[NDIRS]; /* fan-out directory known to be there */
     pthread_mutex_t pend_lock;
     struct pending *pend;
     size_t npend, cappend;
@@ -204,12 +211,10 @@ static int pread_all(int fd, uint8_t *p, size_t len, uint64_t off)
     return 0;
 }
 
-static int fsync_dir(int rootfd, int dir)
+static int fsync_path(int rootfd, const char *dp)
 {
-    char dp[DPATH_LEN];
     int fd, rc = 0;
 
-    dir_path(dir, dp);
     if ((fd = openat(rootfd, dp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
         return cairn_err_from_errno(errno);
     if (fsync(fd) != 0)
@@ -218,20 +223,78 @@ static int fsync_dir(int rootfd, int dir)
     return rc;
 }
 
+static int fsync_dir(int rootfd, int dir)
+{
+    char dp[DPATH_LEN];
+
+    dir_path(dir, dp);
+    return fsync_path(rootfd, dp);
+}
+
+/*
+ * Make fan-out directory dir unless it is known to be there, durably:
+ * its parent is synced, also when another thread or process made it a
+ * moment ago (its sync may not have happened yet).
+ */
+static int ensure_dir(struct dirstore *d, int dir)
+{
+    char dp[DPATH_LEN];
+    int rc;
+
+    if (dir < DIR_DATA || atomic_load(&d->made[dir]))
+        return 0;
+    dir_path(dir, dp);
+    if (mkdirat(d->rootfd, dp, 0700) != 0 && errno != EEXIST)
+        return cairn_err_from_errno(errno);
+    if ((rc = fsync_path(d->rootfd, dir < DIR_INDEX ? "data" : "index")) !=
+        0)
+        return rc;
+    atomic_store(&d->made[dir], 1);
+    return 0;
+}
+
+/* Note the fan-out directories an existing store has. */
+static void note_made(struct dirstore *d)
+{
+    static const char *const parent[2] = {"data", "index"};
+    struct dirent *de;
+    DIR *dh;
+    int p, fd, hi, lo;
+
+    for (p = 0; p < 2; p++) {
+        fd = openat(d->rootfd, parent[p], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || (dh = fdopendir(fd)) == NULL) {
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
+        while ((de = readdir(dh)) != NULL) {
+            if (strlen(de->d_name) != 2 || (hi = hexval(de->d_name[0])) < 0 ||
+                (lo = hexval(de->d_name[1])) < 0)
+                continue;
+            atomic_store(&d->made[(p ? DIR_INDEX : DIR_DATA) + hi * 16 + lo],
+                         1);
+        }
+        closedir(dh);
+    }
+}
+
 /* Create a new temp file in dir: its name in tmp, its path in tpath. */
-static int tmp_create(int rootfd, int dir, char tmp[TMP_LEN],
+static int tmp_create(struct dirstore *d, int dir, char tmp[TMP_LEN],
                       char tpath[PATH_LEN], int *out_fd)
 {
     uint64_t r;
-    int tries, fd;
+    int tries, fd, rc;
 
+    if ((rc = ensure_dir(d, dir)) != 0)
+        return rc;
     for (tries = 0; tries < 8; tries++) {
         if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
             return CAIRN_EIO;
         snprintf(tmp, TMP_LEN, TMP_PREFIX "%016llx", (unsigned long long)r);
         join_path(dir, tmp, tpath);
-        fd = openat(rootfd, tpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-                    0600);
+        fd = openat(d->rootfd, tpath,
+                    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd >= 0) {
             *out_fd = fd;
             return 0;
@@ -311,7 +374,7 @@ static int dir_put(void *ctx, enum cairn_obj_type type, const char *name,
         goto err0;
     }
 
-    if ((rc = tmp_create(d->rootfd, dir, tmp, tpath, &fd)) != 0)
+    if ((rc = tmp_create(d, dir, tmp, tpath, &fd)) != 0)
         goto err0;
     if ((rc = write_all(fd, buf, len)) != 0)
         goto err2;
@@ -383,8 +446,7 @@ static int dir_begin(void *ctx, enum cairn_obj_type type, void **out_h)
         return CAIRN_ENOMEM;
     ds->type = type;
     ds->tmpdir = stream_dir(type);
-    if ((rc = tmp_create(d->rootfd, ds->tmpdir, ds->tmp, tpath, &ds->fd)) !=
-        0) {
+    if ((rc = tmp_create(d, ds->tmpdir, ds->tmp, tpath, &ds->fd)) != 0) {
         free(ds);
         return rc;
     }
@@ -429,6 +491,9 @@ static int dir_commit(void *ctx, void *h, const char *name, int durable)
         dir_abort(ctx, h);
         return 0;
     }
+    /* Its directory, for the rename now or at the barrier. */
+    if ((rc = ensure_dir(d, dir)) != 0)
+        goto err1;
     if (durable && fsync(ds->fd) != 0) {
         rc = cairn_err_from_errno(errno);
         goto err1;
@@ -938,28 +1003,21 @@ static int mkdir_parents(const char *path)
     return rc;
 }
 
+/* The top directories (the fan-out ones come with their first object). */
 static int mkdir_layout(int rootfd)
 {
     char dp[DPATH_LEN];
     int dir;
-    int rc;
 
     if ((mkdirat(rootfd, "data", 0700) != 0 && errno != EEXIST) ||
         (mkdirat(rootfd, "index", 0700) != 0 && errno != EEXIST))
         return cairn_err_from_errno(errno);
-    for (dir = DIR_KEYS; dir < NDIRS; dir++) {
+    for (dir = DIR_KEYS; dir < DIR_DATA; dir++) {
         dir_path(dir, dp);
         if (mkdirat(rootfd, dp, 0700) != 0 && errno != EEXIST)
             return cairn_err_from_errno(errno);
     }
     /* The layout must outlive a crash before the config is put. */
-    if ((rc = fsync_dir(rootfd, DIR_DATA)) != 0)
-        return rc;
-    for (dir = DIR_KEYS; dir < DIR_DATA; dir++)
-        if ((rc = fsync_dir(rootfd, dir)) != 0)
-            return rc;
-    if ((rc = fsync_dir(rootfd, DIR_INDEX)) != 0)
-        return rc;
     return fsync_dir(rootfd, DIR_ROOT);
 }
 
@@ -1011,6 +1069,7 @@ int cairn_store_dir_open(const char *path, int create, struct cairn_store **out)
     }
     if (create && (rc = mkdir_layout(d->rootfd)) != 0)
         goto err4;
+    note_made(d);
     if ((s = malloc(sizeof(*s))) == NULL) {
         rc = CAIRN_ENOMEM;
         goto err4;

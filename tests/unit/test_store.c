@@ -163,12 +163,15 @@ static void test_open(void **state)
     assert_int_equal(cairn_store_dir_open(path, 0, &s), CAIRN_ENOENT);
     /* Create, with parents. */
     assert_int_equal(cairn_store_dir_open(path, 1, &s), 0);
-    snprintf(sub, sizeof(sub), "%s/data/ff", path);
+    snprintf(sub, sizeof(sub), "%s/data", path);
     assert_int_equal(stat(sub, &st), 0);
     assert_true(S_ISDIR(st.st_mode));
     assert_int_equal(st.st_mode & 0777, 0700);
+    /* Fan-out directories come with their first object. */
+    snprintf(sub, sizeof(sub), "%s/data/ff", path);
+    assert_int_equal(stat(sub, &st), -1);
     snprintf(sub, sizeof(sub), "%s/index/00", path);
-    assert_int_equal(stat(sub, &st), 0);
+    assert_int_equal(stat(sub, &st), -1);
     snprintf(sub, sizeof(sub), "%s/locks", path);
     assert_int_equal(stat(sub, &st), 0);
     assert_int_equal(count_files(path, ""), 5); /* keys snapshots locks ... */
@@ -279,6 +282,64 @@ static void test_roundtrip(void **state)
     assert_int_equal(cairn_store_put(s, CAIRN_OBJ_KEY, "a/b", "x", 1, 1),
                      CAIRN_EINVAL);
     assert_int_equal(cairn_store_remove(s, CAIRN_OBJ_KEY, ".."), CAIRN_EINVAL);
+    cairn_store_free(s);
+}
+
+/* Fan-out directories: made with their first object (put, stream, or a
+ * barrier's batch); a store made with all of them still works. */
+static void test_fanout(void **state)
+{
+    char path[512], name[65], name2[65], sub[700];
+    struct cairn_store *s;
+    struct names nm;
+    struct stat st;
+    void *h = NULL;
+    unsigned i;
+
+    (void)state;
+    s = new_store(path, sizeof(path));
+    hexname(1, name);
+    hexname(2, name2);
+    assert_int_equal(cairn_store_put(s, CAIRN_OBJ_CONFIG, "config", "c", 1, 1),
+                     0);
+    assert_int_equal(cairn_store_put(s, CAIRN_OBJ_PACK, name, "x", 1, 1), 0);
+    snprintf(sub, sizeof(sub), "%s/data/%.2s", path, name);
+    assert_int_equal(stat(sub, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0700);
+    /* Not durable: its directory too, by the barrier at the latest. */
+    assert_int_equal(cairn_store_put(s, CAIRN_OBJ_INDEX, name2, "y", 1, 0),
+                     0);
+    assert_int_equal(cairn_store_barrier(s), 0);
+    snprintf(sub, sizeof(sub), "%s/index/%.2s", path, name2);
+    assert_int_equal(stat(sub, &st), 0);
+    /* Streams, named at commit: durable at once, or at the barrier. */
+    for (i = 3; i <= 4; i++) {
+        hexname(i, name);
+        assert_int_equal(cairn_store_begin(s, CAIRN_OBJ_PACK, &h), 0);
+        assert_int_equal(cairn_store_append(s, h, "zz", 2), 0);
+        assert_int_equal(cairn_store_commit(s, h, name, i == 3), 0);
+        if (i == 4)
+            assert_int_equal(cairn_store_barrier(s), 0);
+        snprintf(sub, sizeof(sub), "%s/data/%.2s/%s", path, name, name);
+        assert_int_equal(stat(sub, &st), 0);
+    }
+    memset(&nm, 0, sizeof(nm));
+    assert_int_equal(cairn_store_list(s, CAIRN_OBJ_PACK, collect, &nm), 0);
+    assert_int_equal(nm.n, 3);
+    cairn_store_free(s);
+
+    /* The old layout, every fan-out directory made at creation. */
+    for (i = 0; i < 256; i++) {
+        snprintf(sub, sizeof(sub), "%s/data/%02x", path, i);
+        assert_true(mkdir(sub, 0700) == 0 || errno == EEXIST);
+    }
+    assert_int_equal(cairn_store_dir_open(path, 0, &s), 0);
+    hexname(5, name);
+    assert_int_equal(cairn_store_put(s, CAIRN_OBJ_PACK, name, "w", 1, 1), 0);
+    memset(&nm, 0, sizeof(nm));
+    assert_int_equal(cairn_store_list(s, CAIRN_OBJ_PACK, collect, &nm), 0);
+    assert_int_equal(nm.n, 4);
     cairn_store_free(s);
 }
 
@@ -601,6 +662,7 @@ int main(void)
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_open),
         cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_fanout),
         cmocka_unit_test(test_existing_kept),
         cmocka_unit_test(test_barrier),
         cmocka_unit_test(test_tmp_files),
