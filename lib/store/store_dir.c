@@ -232,9 +232,13 @@ static int fsync_dir(int rootfd, int dir)
 }
 
 /*
- * Make fan-out directory dir unless it is known to be there, durably:
- * its parent is synced, also when another thread or process made it a
- * moment ago (its sync may not have happened yet).
+ * Make fan-out directory dir unless it is known to be there (this store
+ * made it or met it before), and sync its parent when it is new, so the
+ * directory outlives a crash before anything in it does.  One that is
+ * there already is taken as durable: whoever made it synced its parent
+ * right after (and a journalling file system commits that with the first
+ * fsync in it anyway).  Nothing is read at open: the server opens a
+ * store for every request.
  */
 static int ensure_dir(struct dirstore *d, int dir)
 {
@@ -244,39 +248,15 @@ static int ensure_dir(struct dirstore *d, int dir)
     if (dir < DIR_DATA || atomic_load(&d->made[dir]))
         return 0;
     dir_path(dir, dp);
-    if (mkdirat(d->rootfd, dp, 0700) != 0 && errno != EEXIST)
+    if (mkdirat(d->rootfd, dp, 0700) == 0) {
+        if ((rc = fsync_path(d->rootfd,
+                             dir < DIR_INDEX ? "data" : "index")) != 0)
+            return rc;
+    } else if (errno != EEXIST) {
         return cairn_err_from_errno(errno);
-    if ((rc = fsync_path(d->rootfd, dir < DIR_INDEX ? "data" : "index")) !=
-        0)
-        return rc;
+    }
     atomic_store(&d->made[dir], 1);
     return 0;
-}
-
-/* Note the fan-out directories an existing store has. */
-static void note_made(struct dirstore *d)
-{
-    static const char *const parent[2] = {"data", "index"};
-    struct dirent *de;
-    DIR *dh;
-    int p, fd, hi, lo;
-
-    for (p = 0; p < 2; p++) {
-        fd = openat(d->rootfd, parent[p], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0 || (dh = fdopendir(fd)) == NULL) {
-            if (fd >= 0)
-                close(fd);
-            continue;
-        }
-        while ((de = readdir(dh)) != NULL) {
-            if (strlen(de->d_name) != 2 || (hi = hexval(de->d_name[0])) < 0 ||
-                (lo = hexval(de->d_name[1])) < 0)
-                continue;
-            atomic_store(&d->made[(p ? DIR_INDEX : DIR_DATA) + hi * 16 + lo],
-                         1);
-        }
-        closedir(dh);
-    }
 }
 
 /* Create a new temp file in dir: its name in tmp, its path in tpath. */
@@ -1069,7 +1049,6 @@ int cairn_store_dir_open(const char *path, int create, struct cairn_store **out)
     }
     if (create && (rc = mkdir_layout(d->rootfd)) != 0)
         goto err4;
-    note_made(d);
     if ((s = malloc(sizeof(*s))) == NULL) {
         rc = CAIRN_ENOMEM;
         goto err4;
