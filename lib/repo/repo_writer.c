@@ -108,16 +108,50 @@ static uint64_t id_hash(const uint8_t *id)
 }
 
 /*
+ * Move the set into a new table of ncap slots, leaving out, with prune,
+ * the ids the loaded index holds now.  CAIRN_ENOMEM leaves the set as it
+ * was.  Lock held (the index's own lock is taken inside lookups).
+ */
+static int set_rehash(struct cairn_repo_writer *w, size_t ncap, int prune)
+{
+    uint8_t(*ns)[CAIRN_ID_LEN] = malloc(ncap * CAIRN_ID_LEN);
+    uint8_t *nu = calloc(ncap, 1);
+    size_t i, j, n = 0;
+
+    if (ns == NULL || nu == NULL) {
+        free(ns);
+        free(nu);
+        return CAIRN_ENOMEM;
+    }
+    for (i = 0; i < w->set_cap; i++) {
+        if (!w->set_used[i] ||
+            (prune && cairn_repo_lookup(w->r, w->set[i], NULL) == 0))
+            continue;
+        j = id_hash(w->set[i]) & (ncap - 1);
+        while (nu[j])
+            j = (j + 1) & (ncap - 1);
+        memcpy(ns[j], w->set[i], CAIRN_ID_LEN);
+        nu[j] = 1;
+        n++;
+    }
+    free(w->set);
+    free(w->set_used);
+    w->set = ns;
+    w->set_used = nu;
+    w->set_cap = ncap;
+    w->set_n = n;
+    return 0;
+}
+
+/*
  * Forget the ids the loaded index now holds (their packs were indexed):
  * the set then keeps only what is still on its way, so it does not grow
- * with the whole backup.  Rebuilt in a table sized for what is left.
- * Lock held (the index's own lock is taken inside lookups).
+ * with the whole backup.  Rebuilt in a table sized for what is left; out
+ * of memory, the larger set is kept (correct, just bigger).  Lock held.
  */
 static int set_prune(struct cairn_repo_writer *w)
 {
-    uint8_t(*ns)[CAIRN_ID_LEN];
-    uint8_t *nu;
-    size_t keep = 0, ncap = 4096, i, j;
+    size_t keep = 0, ncap = 4096, i;
 
     for (i = 0; i < w->set_cap; i++)
         if (w->set_used[i] && cairn_repo_lookup(w->r, w->set[i], NULL) != 0)
@@ -126,28 +160,7 @@ static int set_prune(struct cairn_repo_writer *w)
         return 0;
     while ((keep + 1) * 4 > ncap * 3)
         ncap *= 2;
-    ns = malloc(ncap * CAIRN_ID_LEN);
-    nu = calloc(ncap, 1);
-    if (ns == NULL || nu == NULL) {
-        free(ns);
-        free(nu);
-        return 0; /* keep the larger set: correct, just bigger */
-    }
-    for (i = 0; i < w->set_cap; i++) {
-        if (!w->set_used[i] || cairn_repo_lookup(w->r, w->set[i], NULL) == 0)
-            continue;
-        j = id_hash(w->set[i]) & (ncap - 1);
-        while (nu[j])
-            j = (j + 1) & (ncap - 1);
-        memcpy(ns[j], w->set[i], CAIRN_ID_LEN);
-        nu[j] = 1;
-    }
-    free(w->set);
-    free(w->set_used);
-    w->set = ns;
-    w->set_used = nu;
-    w->set_cap = ncap;
-    w->set_n = keep;
+    (void)set_rehash(w, ncap, 1);
     return 0;
 }
 
@@ -156,33 +169,12 @@ static int set_prune(struct cairn_repo_writer *w)
 static int set_insert(struct cairn_repo_writer *w,
                       const uint8_t id[CAIRN_ID_LEN], int *out_present)
 {
-    size_t j, i;
+    size_t j;
+    int rc;
 
-    if ((w->set_n + 1) * 4 > w->set_cap * 3) {
-        size_t ncap = w->set_cap ? w->set_cap * 2 : 4096;
-        uint8_t(*ns)[CAIRN_ID_LEN] = malloc(ncap * CAIRN_ID_LEN);
-        uint8_t *nu = calloc(ncap, 1);
-
-        if (ns == NULL || nu == NULL) {
-            free(ns);
-            free(nu);
-            return CAIRN_ENOMEM;
-        }
-        for (i = 0; i < w->set_cap; i++) {
-            if (!w->set_used[i])
-                continue;
-            j = id_hash(w->set[i]) & (ncap - 1);
-            while (nu[j])
-                j = (j + 1) & (ncap - 1);
-            memcpy(ns[j], w->set[i], CAIRN_ID_LEN);
-            nu[j] = 1;
-        }
-        free(w->set);
-        free(w->set_used);
-        w->set = ns;
-        w->set_used = nu;
-        w->set_cap = ncap;
-    }
+    if ((w->set_n + 1) * 4 > w->set_cap * 3 &&
+        (rc = set_rehash(w, w->set_cap ? w->set_cap * 2 : 4096, 0)) != 0)
+        return rc;
     j = id_hash(id) & (w->set_cap - 1);
     while (w->set_used[j]) {
         if (memcmp(w->set[j], id, CAIRN_ID_LEN) == 0) {
