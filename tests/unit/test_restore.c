@@ -476,9 +476,13 @@ static void test_restore_subpaths(void **state)
     cancel_flag = 0;
 }
 
-/* The pack file holding the first content blob of src/<rel>. */
-static void pack_of(const char *rel, char *out, size_t n,
-                    struct cairn_blob_loc *loc)
+/*
+ * Where a blob of snapshot s's entry root/<rel> lies, and the path of its
+ * pack file: the entry's tree when dir, else its second content blob.
+ */
+static void blob_pack(const struct cairn_snapshot *s, const char *root,
+                      const char *rel, int dir, char *out, size_t n,
+                      struct cairn_blob_loc *loc)
 {
     struct cairn_blob_codec *codec =
         cairn_blob_codec_new(cairn_repo_keys(repo), 0);
@@ -487,19 +491,26 @@ static void pack_of(const char *rel, char *out, size_t n,
     struct cairn_tree *t = NULL;
     uint8_t id[CAIRN_ID_LEN];
 
-    memcpy(id, snap->root, CAIRN_ID_LEN);
-    snprintf(path, sizeof(path), "%s/%s", src, rel);
+    memcpy(id, s->root, CAIRN_ID_LEN);
+    snprintf(path, sizeof(path), "%s/%s", root, rel);
     for (tok = strtok_r(path, "/", &save); tok != NULL;
          tok = strtok_r(NULL, "/", &save)) {
         cairn_tree_free(t);
         assert_int_equal(cairn_repo_read_tree(repo, codec, id, &t), 0);
         e = cairn_tree_find(t, tok);
         assert_non_null(e);
+        if (dir)
+            assert_true(e->has_subtree);
         if (e->has_subtree)
             memcpy(id, e->subtree, CAIRN_ID_LEN);
     }
-    assert_true(e->ncontent > 1);
-    assert_int_equal(cairn_repo_lookup(repo, e->content[1], loc), 0);
+    if (dir) {
+        assert_int_equal(cairn_repo_lookup(repo, id, loc), 0);
+        assert_int_equal(loc->type, CAIRN_BLOB_TREE);
+    } else {
+        assert_true(e->ncontent > 1);
+        assert_int_equal(cairn_repo_lookup(repo, e->content[1], loc), 0);
+    }
     cairn_hex_encode(loc->pack, CAIRN_ID_LEN, hex);
     snprintf(out, n, "%s/data/%.2s/%s", repo_dir, hex, hex);
     cairn_tree_free(t);
@@ -527,7 +538,7 @@ static void test_restore_damaged(void **state)
     struct stat st;
 
     (void)state;
-    pack_of("big.bin", pack, sizeof(pack), &loc);
+    blob_pack(snap, src, "big.bin", 0, pack, sizeof(pack), &loc);
     flip(pack, loc.offset + loc.length / 2);
 
     memset(&log, 0, sizeof(log));
@@ -982,36 +993,6 @@ static void make_src3(void)
     assert_int_equal(cairn_repo_find_snapshot(repo, "latest", &snap3), 0);
 }
 
-/* Where the tree of directory rel (under src3) is stored. */
-static void tree_loc(const char *rel, char *out, size_t n,
-                     struct cairn_blob_loc *loc)
-{
-    struct cairn_blob_codec *codec =
-        cairn_blob_codec_new(cairn_repo_keys(repo), 0);
-    char path[PATH_MAX * 2], *tok, *save = NULL, hex[65];
-    const struct cairn_tree_entry *e;
-    struct cairn_tree *t = NULL;
-    uint8_t id[CAIRN_ID_LEN];
-
-    memcpy(id, snap3->root, CAIRN_ID_LEN);
-    snprintf(path, sizeof(path), "%s/%s", src3, rel);
-    for (tok = strtok_r(path, "/", &save); tok != NULL;
-         tok = strtok_r(NULL, "/", &save)) {
-        cairn_tree_free(t);
-        assert_int_equal(cairn_repo_read_tree(repo, codec, id, &t), 0);
-        e = cairn_tree_find(t, tok);
-        assert_non_null(e);
-        assert_true(e->has_subtree);
-        memcpy(id, e->subtree, CAIRN_ID_LEN);
-    }
-    assert_int_equal(cairn_repo_lookup(repo, id, loc), 0);
-    assert_int_equal(loc->type, CAIRN_BLOB_TREE);
-    cairn_hex_encode(loc->pack, CAIRN_ID_LEN, hex);
-    snprintf(out, n, "%s/data/%.2s/%s", repo_dir, hex, hex);
-    cairn_tree_free(t);
-    cairn_blob_codec_free(codec);
-}
-
 /*
  * The trees are read ahead level by level with coalesced reads: 259
  * directories in a few reads, not one each.  A tree that does not
@@ -1048,7 +1029,7 @@ static void test_restore_trees_ahead(void **state)
     cairn_repo_free(r);
 
     /* A damaged directory listing: reported, the rest restored. */
-    tree_loc("a2/b3", pack, sizeof(pack), &loc);
+    blob_pack(snap3, src3, "a2/b3", 1, pack, sizeof(pack), &loc);
     flip(pack, loc.offset + loc.length / 2);
     memset(&log, 0, sizeof(log));
     memset(&o, 0, sizeof(o));
