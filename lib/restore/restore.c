@@ -1,7 +1,7 @@
 /*
  * restore.c - bring a snapshot (or part of it) back to disk.
  *
- * Three phases:
+ * Three phases, the first two side by side:
  *   1. plan: walk the trees from the chosen path, create the directories
  *      (mode 0700 for now), look up every content blob, and collect the
  *      files, symlinks, special files and hard links; in a directory this
@@ -9,12 +9,16 @@
  *      place from an earlier run is left alone; something different is
  *      handled by the existing-entry policy) and remove temporary files an
  *      interrupted run left; group small files into units fetched
- *      together;
- *   2. contents: rs_write_files (restore_files.c) writes the files with a
- *      pool of workers, each file's metadata applied when it is complete;
+ *      together, each handed to the workers as soon as it is complete;
+ *   2. contents: a pool of workers (restore_files.c) writes the files,
+ *      each file's metadata applied when it is complete;
  *   3. the rest: hard links, symlinks and special files, then the
  *      directories' metadata, deepest first (creating entries changes a
  *      directory's times).
+ *
+ * Since the workers read the plan while it grows, its arrays are sized
+ * beforehand by a count over the trees (read ahead by restore_trees.c)
+ * and never move.
  *
  * A file whose content is missing or does not authenticate is reported
  * (CAIRN_EV_DAMAGED_FILE) and removed: no file is left with wrong content.
@@ -45,6 +49,9 @@
 #define UNIT_BYTES (4u * 1024 * 1024) /* small files fetched together ... */
 #define UNIT_FILES 256                /* ... up to these limits */
 #define TMP_PREFIX ".cairn-tmp."
+/* A file's creation, counted as this many bytes of data when the work is
+ * cut in even parts. */
+#define COST_FILE 65536
 
 struct rs_arena {
     struct rs_arena *next;
@@ -167,12 +174,12 @@ void rs_progress(struct rs *rs, int force)
         rs->last_progress = now;
         memset(&p, 0, sizeof(p));
         p.files_done = atomic_load(&rs->files_done);
-        p.files_total = rs->files_total;
+        p.files_total = atomic_load(&rs->files_total);
         p.bytes_done = atomic_load(&rs->bytes_done);
-        p.bytes_total = rs->bytes_total;
+        p.bytes_total = atomic_load(&rs->bytes_total);
         p.errors = atomic_load(&rs->errors);
         p.elapsed_ns = now - rs->t0;
-        p.totals_final = 1;
+        p.totals_final = atomic_load(&rs->planned);
         memset(&ev, 0, sizeof(ev));
         ev.kind = CAIRN_EV_PROGRESS;
         ev.progress = &p;
@@ -477,9 +484,46 @@ static int name_ok(const char *name)
            strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
 }
 
-static int plan_tree(struct rs *rs, struct cairn_blob_codec *codec,
-                     const uint8_t id[CAIRN_ID_LEN], char *fp, size_t fl,
-                     char *sp, size_t sl, int fresh);
+static int plan_tree(struct rs *rs, const uint8_t id[CAIRN_ID_LEN], char *fp,
+                     size_t fl, char *sp, size_t sl, int fresh);
+
+static int plan_items(struct rs *rs, size_t fi);
+
+/* A file with more than one link: the first of its dev/ino planned is
+ * restored, the others become hard links to it (rs->others). */
+static int plan_link(struct rs *rs, size_t fi)
+{
+    struct rs_file *f = &rs->files[fi];
+    const struct cairn_tree_entry *p;
+    size_t mask = rs->links_cap - 1, h, k;
+    struct rs_node *node;
+    int rc;
+
+    if (rs->links_cap == 0)
+        return 0;
+    h = (size_t)((f->e->dev * 0x9e3779b97f4a7c15u) ^
+                 (f->e->ino * 0xc2b2ae3d27d4eb4fu));
+    for (h ^= h >> 29;; h++) {
+        if ((k = rs->links[h & mask]) == 0) {
+            rs->links[h & mask] = fi + 1;
+            return 0;
+        }
+        p = rs->files[k - 1].e;
+        if (p->dev == f->e->dev && p->ino == f->e->ino)
+            break;
+    }
+    f->primary = (long)(k - 1);
+    if ((rc = push(&rs->others, &rs->nothers, &rs->others_cap,
+                   sizeof(*rs->others))) != 0)
+        return rc;
+    node = &rs->others[rs->nothers++];
+    node->e = f->e;
+    node->path = f->path;
+    node->spath = f->spath;
+    node->file = (long)fi;
+    node->done = 0;
+    return 0;
+}
 
 static int plan_file(struct rs *rs, const struct cairn_tree_entry *e,
                      char *path, char *spath, size_t dl, int fresh)
@@ -491,17 +535,10 @@ static int plan_file(struct rs *rs, const struct cairn_tree_entry *e,
     uint32_t i;
     int rc, place = RS_NEW, absent = 1;
 
-    if (rs->nchunks + e->ncontent < rs->nchunks)
-        return CAIRN_ENOMEM;
-    while (rs->chunks_cap < rs->nchunks + e->ncontent) {
-        size_t ncap = rs->chunks_cap ? rs->chunks_cap * 2 : 1024;
-        struct rs_chunk *nc;
-
-        if ((nc = realloc(rs->chunks, ncap * sizeof(*nc))) == NULL)
-            return CAIRN_ENOMEM;
-        rs->chunks = nc;
-        rs->chunks_cap = ncap;
-    }
+    /* The count before planning saw this entry: never more than that. */
+    if (rs->nfiles == rs->files_cap ||
+        e->ncontent > rs->chunks_cap - rs->nchunks)
+        return CAIRN_ECORRUPT;
     for (i = 0; i < e->ncontent; i++) {
         rc = cairn_repo_lookup(rs->repo, e->content[i], &loc);
         if (rc == CAIRN_ENOMEM)
@@ -520,8 +557,6 @@ static int plan_file(struct rs *rs, const struct cairn_tree_entry *e,
         c->raw_length = loc.raw_length;
         c->file_off = off;
         off += loc.raw_length;
-        if (loc.raw_length > rs->max_raw)
-            rs->max_raw = loc.raw_length;
     }
     if (!fresh) {
         place = place_entry(rs, e, off, &path, dl, &absent);
@@ -530,10 +565,7 @@ static int plan_file(struct rs *rs, const struct cairn_tree_entry *e,
         if (place == RS_FAIL)
             return 0;
     }
-    if ((rc = push(&rs->files, &rs->nfiles, &rs->files_cap,
-                   sizeof(*rs->files))) != 0)
-        return rc;
-    f = &rs->files[rs->nfiles++];
+    f = &rs->files[rs->nfiles];
     memset(f, 0, sizeof(*f));
     f->e = e;
     f->path = path;
@@ -545,16 +577,18 @@ static int plan_file(struct rs *rs, const struct cairn_tree_entry *e,
     f->place = place;
     f->absent = absent;
     rs->nchunks += e->ncontent;
-    return 0;
+    rs->nfiles++;
+    if (e->nlink > 1 && (rc = plan_link(rs, rs->nfiles - 1)) != 0)
+        return rc;
+    return plan_items(rs, rs->nfiles - 1);
 }
 
 /*
  * Plan one entry whose parent's paths are fp[0..fl) (on disk) and
  * sp[0..sl) (in the snapshot).  The buffers hold PATH_MAX bytes.
  */
-static int plan_entry(struct rs *rs, struct cairn_blob_codec *codec,
-                      const struct cairn_tree_entry *e, char *fp, size_t fl,
-                      char *sp, size_t sl, int fresh)
+static int plan_entry(struct rs *rs, const struct cairn_tree_entry *e,
+                      char *fp, size_t fl, char *sp, size_t sl, int fresh)
 {
     size_t n = strlen(e->name);
     struct rs_node *node;
@@ -563,6 +597,8 @@ static int plan_entry(struct rs *rs, struct cairn_blob_codec *codec,
 
     if (rs_cancelled(rs))
         return CAIRN_ECANCELED;
+    if ((rc = atomic_load(&rs->fatal)) != 0)
+        return rc; /* a worker stopped on it */
     if (fl + 1 + n >= PATH_MAX || sl + 1 + n >= PATH_MAX) {
         rs_file_error(rs, fp, ENAMETOOLONG, "path too long; not restored");
         return 0;
@@ -633,7 +669,7 @@ static int plan_entry(struct rs *rs, struct cairn_blob_codec *codec,
         node->done = 0;
         if (!e->has_subtree)
             return 0;
-        return plan_tree(rs, codec, e->subtree, fp, fl + 1 + n, sp,
+        return plan_tree(rs, e->subtree, fp, fl + 1 + n, sp,
                          sl + 1 + strlen(e->name), made == 1);
     default:
         place = RS_NEW;
@@ -654,9 +690,8 @@ static int plan_entry(struct rs *rs, struct cairn_blob_codec *codec,
     }
 }
 
-static int plan_tree(struct rs *rs, struct cairn_blob_codec *codec,
-                     const uint8_t id[CAIRN_ID_LEN], char *fp, size_t fl,
-                     char *sp, size_t sl, int fresh)
+static int plan_tree(struct rs *rs, const uint8_t id[CAIRN_ID_LEN], char *fp,
+                     size_t fl, char *sp, size_t sl, int fresh)
 {
     struct cairn_tree *t;
     uint32_t i;
@@ -664,28 +699,15 @@ static int plan_tree(struct rs *rs, struct cairn_blob_codec *codec,
 
     if (!fresh)
         remove_tmps(fp);
-    if ((t = rs_tree_cached(rs, id)) == NULL) {
-        /* Not read ahead: read it now (and report it if that fails). */
-        rc = cairn_repo_read_tree(rs->repo, codec, id, &t);
-        if (rc == CAIRN_ENOMEM)
-            return rc;
-        if (rc != 0) {
-            /* The whole directory's listing is lost. */
-            rs_damaged(rs, sl ? sp : "/", rc,
-                       "the directory's listing cannot be read; its "
-                       "contents are not restored");
-            return 0;
-        }
-        if ((rc = push(&rs->trees, &rs->ntrees, &rs->trees_cap,
-                       sizeof(*rs->trees))) != 0) {
-            cairn_tree_free(t);
-            return rc;
-        }
-        rs->trees[rs->ntrees++] = t;
+    if ((rc = rs_tree_get(rs, id, &t)) != 0) {
+        /* The whole directory's listing is lost (count_tree read it). */
+        rs_damaged(rs, sl ? sp : "/", rc,
+                   "the directory's listing cannot be read; its "
+                   "contents are not restored");
+        return 0;
     }
     for (i = 0; i < t->nentries; i++) {
-        if ((rc = plan_entry(rs, codec, &t->entries[i], fp, fl, sp, sl,
-                             fresh)))
+        if ((rc = plan_entry(rs, &t->entries[i], fp, fl, sp, sl, fresh)))
             return rc;
         fp[fl] = '\0';
         sp[sl] = '\0';
@@ -751,153 +773,195 @@ static int resolve(struct rs *rs, struct cairn_blob_codec *codec,
     return 0;
 }
 
-static int cmp_link(const void *a, const void *b, void *arg)
+/*
+ * Group the items planned since the last call into units -- runs of whole
+ * small files whose blobs one worker fetches together (UNIT_BYTES stored,
+ * UNIT_FILES files at most), every other item alone -- and hand each
+ * complete unit to the workers.  last: planning is over; the open unit is
+ * complete too.
+ */
+static void close_unit(struct rs *rs, size_t i1)
 {
-    const struct rs_file *files = arg;
-    const struct rs_file *x = &files[*(const size_t *)a];
-    const struct rs_file *y = &files[*(const size_t *)b];
-
-    if (x->e->dev != y->e->dev)
-        return x->e->dev < y->e->dev ? -1 : 1;
-    if (x->e->ino != y->e->ino)
-        return x->e->ino < y->e->ino ? -1 : 1;
-    return *(const size_t *)a < *(const size_t *)b ? -1 : 1;
+    rs->units[rs->nunits].i0 = rs->unit_i0;
+    rs->units[rs->nunits].i1 = i1;
+    rs->nunits++;
+    rs_pool_publish(rs, rs->unit_cost);
+    rs->unit_i0 = i1;
+    rs->unit_acc = 0;
+    rs->unit_cost = 0;
 }
 
-/* Files sharing dev/ino become hard links to the first one restored. */
-static int plan_hardlinks(struct rs *rs)
+static void plan_units(struct rs *rs, int last)
 {
-    size_t *v, n = 0, i, g;
-    struct rs_node *node;
-    int rc = 0;
+    const struct rs_item *it;
+    uint64_t len, raw;
+    size_t k;
 
-    if (rs->nfiles == 0)
-        return 0;
-    if ((v = malloc(rs->nfiles * sizeof(*v))) == NULL)
-        return CAIRN_ENOMEM;
-    for (i = 0; i < rs->nfiles; i++)
-        if (rs->files[i].e->nlink > 1)
-            v[n++] = i;
-    qsort_r(v, n, sizeof(*v), cmp_link, rs->files);
-    for (i = 0; i < n; i = g) {
-        for (g = i + 1; g < n && rs->files[v[g]].e->dev ==
-                                     rs->files[v[i]].e->dev &&
-                        rs->files[v[g]].e->ino == rs->files[v[i]].e->ino;
-             g++) {
-            rs->files[v[g]].primary = (long)v[i];
-            if ((rc = push(&rs->others, &rs->nothers, &rs->others_cap,
-                           sizeof(*rs->others))) != 0)
-                goto out;
-            node = &rs->others[rs->nothers++];
-            node->e = rs->files[v[g]].e;
-            node->path = rs->files[v[g]].path;
-            node->spath = rs->files[v[g]].spath;
-            node->file = (long)v[g];
-            node->done = 0;
+    for (; rs->unit_scan < rs->nitems; rs->unit_scan++) {
+        it = &rs->items[rs->unit_scan];
+        for (len = 0, raw = 0, k = it->c0; k < it->c1; k++) {
+            len += rs->chunks[k].length;
+            raw += rs->chunks[k].raw_length;
         }
+        if (rs->files[it->f].split || len > UNIT_BYTES / 4) {
+            if (rs->unit_i0 < rs->unit_scan)
+                close_unit(rs, rs->unit_scan);
+            rs->unit_cost = COST_FILE + raw;
+            close_unit(rs, rs->unit_scan + 1); /* alone */
+            continue;
+        }
+        if (rs->unit_scan - rs->unit_i0 == UNIT_FILES ||
+            rs->unit_acc + len > UNIT_BYTES)
+            close_unit(rs, rs->unit_scan);
+        rs->unit_acc += len;
+        rs->unit_cost += COST_FILE + raw;
     }
-out:
-    free(v);
-    return rc;
+    if (last && rs->unit_i0 < rs->nitems)
+        close_unit(rs, rs->nitems);
 }
 
-/* Cut files into work items; big files into pieces, created here. */
-static int plan_items(struct rs *rs)
+/* Cut file fi into work items (a big file into pieces, created here)
+ * and group them into units. */
+static int plan_items(struct rs *rs, size_t fi)
 {
-    struct rs_file *f;
-    size_t i, c, c0, cap = 0;
+    struct rs_file *f = &rs->files[fi];
+    size_t c, c0;
     uint64_t acc;
-    int fd, rc;
+    int fd;
 
-    for (i = 0; i < rs->nfiles; i++) {
-        f = &rs->files[i];
-        if (f->primary >= 0 || f->place == RS_KEEP)
-            continue;
-        if (f->place == RS_DONE) {
-            rs->res->skipped_files++;
-            rs->res->skipped_bytes += f->length;
-            continue;
-        }
-        if ((f->tmp = tmp_name(rs, f->path)) == NULL) {
-            rs_file_error(rs, f->path, ENAMETOOLONG, "path too long");
-            atomic_store(&f->failed, 1);
-            continue;
-        }
-        rs->files_total++;
-        rs->bytes_total += f->length;
-        f->split = f->length > SPLIT_MIN && f->nchunks > 1;
-        if (f->split) {
-            fd = open(f->tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC |
-                                  O_NOFOLLOW, 0600);
-            if (fd < 0) {
-                rs_file_error(rs, f->path, errno, "cannot create");
-                atomic_store(&f->failed, 1);
-                continue;
-            }
-            if (ftruncate(fd, (off_t)f->length) != 0) {
-                rs_file_error(rs, f->path, errno, "cannot set length");
-                atomic_store(&f->failed, 1);
-                close(fd);
-                unlink(f->tmp);
-                continue;
-            }
-            close(fd);
-        }
-        c0 = f->chunk0;
-        do {
-            acc = 0;
-            c = c0;
-            if (f->split) {
-                while (c < f->chunk0 + f->nchunks && acc < PART_LEN)
-                    acc += rs->chunks[c++].raw_length;
-            } else {
-                c = f->chunk0 + f->nchunks;
-            }
-            if ((rc = push(&rs->items, &rs->nitems, &cap,
-                           sizeof(*rs->items))) != 0)
-                return rc;
-            rs->items[rs->nitems].f = i;
-            rs->items[rs->nitems].c0 = c0;
-            rs->items[rs->nitems].c1 = c;
-            rs->nitems++;
-            atomic_fetch_add(&f->parts_left, 1);
-            c0 = c;
-        } while (c0 < f->chunk0 + f->nchunks);
+    if (f->primary >= 0 || f->place == RS_KEEP)
+        return 0;
+    if (f->place == RS_DONE) {
+        rs->res->skipped_files++;
+        rs->res->skipped_bytes += f->length;
+        return 0;
     }
+    if ((f->tmp = tmp_name(rs, f->path)) == NULL) {
+        rs_file_error(rs, f->path, ENAMETOOLONG, "path too long");
+        atomic_store(&f->failed, 1);
+        return 0;
+    }
+    f->split = f->length > SPLIT_MIN && f->nchunks > 1;
+    if (f->split) {
+        fd = open(f->tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC |
+                              O_NOFOLLOW, 0600);
+        if (fd < 0) {
+            rs_file_error(rs, f->path, errno, "cannot create");
+            atomic_store(&f->failed, 1);
+            return 0;
+        }
+        if (ftruncate(fd, (off_t)f->length) != 0) {
+            rs_file_error(rs, f->path, errno, "cannot set length");
+            atomic_store(&f->failed, 1);
+            close(fd);
+            unlink(f->tmp);
+            return 0;
+        }
+        close(fd);
+    }
+    atomic_fetch_add(&rs->files_total, 1);
+    atomic_fetch_add(&rs->bytes_total, f->length);
+    c0 = f->chunk0;
+    do {
+        acc = 0;
+        c = c0;
+        if (f->split) {
+            while (c < f->chunk0 + f->nchunks && acc < PART_LEN)
+                acc += rs->chunks[c++].raw_length;
+        } else {
+            c = f->chunk0 + f->nchunks;
+        }
+        /* items_cap is files + chunks: at most one item per chunk, and
+         * one for an empty file. */
+        if (rs->nitems == rs->items_cap)
+            return CAIRN_ECORRUPT;
+        rs->items[rs->nitems].f = fi;
+        rs->items[rs->nitems].c0 = c0;
+        rs->items[rs->nitems].c1 = c;
+        rs->nitems++;
+        atomic_fetch_add(&f->parts_left, 1);
+        c0 = c;
+    } while (c0 < f->chunk0 + f->nchunks);
+    plan_units(rs, 0);
     return 0;
 }
 
-/*
- * Cut the items into units: runs of whole small files whose blobs one
- * worker fetches together (UNIT_BYTES stored, UNIT_FILES files at most),
- * and every other item alone.
- */
-static int plan_units(struct rs *rs)
+/* What planning below the tree id can produce, counted beforehand (an
+ * upper bound: planning may leave out what it cannot restore). */
+struct rs_count {
+    size_t files, chunks, links;
+    uint64_t cost;
+};
+
+static int count_tree(struct rs *rs, struct cairn_blob_codec *codec,
+                      const uint8_t id[CAIRN_ID_LEN], struct rs_count *n);
+
+static int count_entry(struct rs *rs, struct cairn_blob_codec *codec,
+                       const struct cairn_tree_entry *e, struct rs_count *n)
 {
-    size_t i = 0, k, n, cap = 0;
-    const struct rs_item *it;
-    uint64_t acc, len;
+    if (e->type == CAIRN_NODE_DIR)
+        return e->has_subtree ? count_tree(rs, codec, e->subtree, n) : 0;
+    if (e->type != CAIRN_NODE_FILE)
+        return 0;
+    n->files++;
+    n->chunks += e->ncontent;
+    n->links += e->nlink > 1;
+    n->cost += COST_FILE + e->size;
+    return 0;
+}
+
+/* A tree not read ahead is read here (the read-ahead leaves out what it
+ * cannot read) and kept, or why it cannot be read, for planning. */
+static int count_tree(struct rs *rs, struct cairn_blob_codec *codec,
+                      const uint8_t id[CAIRN_ID_LEN], struct rs_count *n)
+{
+    struct cairn_tree *t;
+    uint32_t i;
     int rc;
 
-    while (i < rs->nitems) {
-        if ((rc = push(&rs->units, &rs->nunits, &cap,
-                       sizeof(*rs->units))) != 0)
+    if (rs_cancelled(rs))
+        return CAIRN_ECANCELED;
+    if ((rc = rs_tree_get(rs, id, &t)) == CAIRN_ENOENT) {
+        rc = cairn_repo_read_tree(rs->repo, codec, id, &t);
+        if (rc == CAIRN_ENOMEM)
             return rc;
-        rs->units[rs->nunits].i0 = i;
-        for (acc = 0, n = 0; i < rs->nitems; i++, n++) {
-            it = &rs->items[i];
-            for (len = 0, k = it->c0; k < it->c1; k++)
-                len += rs->chunks[k].length;
-            if (rs->files[it->f].split || len > UNIT_BYTES / 4) {
-                if (n == 0)
-                    i++; /* alone */
-                break;
-            }
-            if (n == UNIT_FILES || acc + len > UNIT_BYTES)
-                break;
-            acc += len;
+        if (rs_tree_keep(rs, id, rc == 0 ? t : NULL, rc) != 0) {
+            if (rc == 0)
+                cairn_tree_free(t);
+            return CAIRN_ENOMEM;
         }
-        rs->units[rs->nunits++].i1 = i;
+    }
+    if (rc != 0)
+        return 0; /* planning reports it */
+    for (i = 0; i < t->nentries; i++)
+        if ((rc = count_entry(rs, codec, &t->entries[i], n)) != 0)
+            return rc;
+    return 0;
+}
+
+/* Room for everything the count allows; the arrays never move after. */
+static int plan_room(struct rs *rs, const struct rs_count *n)
+{
+    size_t cap;
+
+    rs->files_cap = n->files;
+    rs->chunks_cap = n->chunks;
+    if (n->files > SIZE_MAX - n->chunks)
+        return CAIRN_ENOMEM;
+    rs->items_cap = rs->units_cap = n->files + n->chunks;
+    if ((rs->files = calloc(n->files + 1, sizeof(*rs->files))) == NULL ||
+        (rs->chunks = calloc(n->chunks + 1, sizeof(*rs->chunks))) == NULL ||
+        (rs->items = calloc(rs->items_cap + 1, sizeof(*rs->items))) ==
+            NULL ||
+        (rs->units = calloc(rs->units_cap + 1, sizeof(*rs->units))) == NULL)
+        return CAIRN_ENOMEM;
+    if (n->links > 0) {
+        for (cap = 16; cap / 2 < n->links; cap *= 2)
+            if (cap > SIZE_MAX / 4 / sizeof(*rs->links))
+                return CAIRN_ENOMEM;
+        if ((rs->links = calloc(cap, sizeof(*rs->links))) == NULL)
+            return CAIRN_ENOMEM;
+        rs->links_cap = cap;
     }
     return 0;
 }
@@ -1043,13 +1107,14 @@ int cairn_restore(struct cairn_repo *r, const struct cairn_snapshot *s,
     struct cairn_blob_codec *codec;
     const struct cairn_tree_entry *top;
     struct cairn_restore_result res;
+    struct rs_count cnt;
     struct rs rs;
     char *fp, *sp;
     size_t fl, sl, i;
     struct tm tm;
     time_t ts;
     long ncpu;
-    int rc;
+    int rc, wrc;
 
     memset(&res, 0, sizeof(res));
     memset(&rs, 0, sizeof(rs));
@@ -1079,6 +1144,9 @@ int cairn_restore(struct cairn_repo *r, const struct cairn_snapshot *s,
     atomic_init(&rs.no_tmpfile, 0);
     atomic_init(&rs.no_empty_link, 0);
     atomic_init(&rs.damaged, 0);
+    atomic_init(&rs.files_total, 0);
+    atomic_init(&rs.bytes_total, 0);
+    atomic_init(&rs.planned, 0);
     if (pthread_mutex_init(&rs.ev_lock, NULL) != 0) {
         rc = CAIRN_ENOMEM;
         goto err0;
@@ -1106,37 +1174,47 @@ int cairn_restore(struct cairn_repo *r, const struct cairn_snapshot *s,
     memcpy(fp, o->target, fl);
     fp[fl] = '\0';
 
-    /* 1. Plan. */
+    /* 1. Plan, while the workers write what is planned (2). */
     if ((rc = resolve(&rs, codec, s, o->subpath, &top, sp, &sl)) != 0)
         goto err4;
-    /* Every tree below the start, read ahead in few requests. */
-    if (top == NULL)
-        rc = rs_prefetch_trees(&rs, s->root);
-    else if (top->type == CAIRN_NODE_DIR && top->has_subtree)
-        rc = rs_prefetch_trees(&rs, top->subtree);
-    if (rc != 0)
+    /* Every tree below the start, read ahead in few requests, and what
+     * planning them can produce. */
+    memset(&cnt, 0, sizeof(cnt));
+    if (top == NULL) {
+        if ((rc = rs_prefetch_trees(&rs, s->root)) == 0)
+            rc = count_tree(&rs, codec, s->root, &cnt);
+    } else if (top->type == CAIRN_NODE_DIR && top->has_subtree) {
+        if ((rc = rs_prefetch_trees(&rs, top->subtree)) == 0)
+            rc = count_tree(&rs, codec, top->subtree, &cnt);
+    } else {
+        rc = count_entry(&rs, codec, top, &cnt);
+    }
+    if (rc != 0 || (rc = plan_room(&rs, &cnt)) != 0 ||
+        (rc = rs_pool_start(&rs, cnt.cost)) != 0)
         goto err4;
     if (top == NULL)
-        rc = plan_tree(&rs, codec, s->root, fp, fl, sp, 0, 0);
+        rc = plan_tree(&rs, s->root, fp, fl, sp, 0, 0);
     else if (top->type == CAIRN_NODE_DIR)
-        rc = top->has_subtree ? plan_tree(&rs, codec, top->subtree, fp, fl,
-                                          sp, strlen(sp), 0)
+        rc = top->has_subtree ? plan_tree(&rs, top->subtree, fp, fl, sp,
+                                          strlen(sp), 0)
                               : 0;
     else {
         sp[sl] = '\0';
-        rc = plan_entry(&rs, codec, top, fp, fl, sp, sl, 0);
+        rc = plan_entry(&rs, top, fp, fl, sp, sl, 0);
     }
-    if (rc != 0)
-        goto err4;
-    if ((rc = plan_hardlinks(&rs)) != 0 || (rc = plan_items(&rs)) != 0 ||
-        (rc = plan_units(&rs)) != 0)
-        goto err4;
-    res.dirs = rs.ndirs;
-    rs_progress(&rs, 1);
+    if (rc == 0) {
+        plan_units(&rs, 1);
+        atomic_store(&rs.planned, 1);
+        res.dirs = rs.ndirs;
+        rs_progress(&rs, 1);
+    }
 
-    /* 2. Contents. */
-    if ((rc = rs_write_files(&rs)) != 0) {
+    /* 2. Contents: the planning thread helps once it is done. */
+    wrc = rs_pool_finish(&rs, rc);
+    if (rc != 0 || wrc != 0) {
         remove_unfinished(&rs);
+        if (rc == 0)
+            rc = wrc;
         goto err4;
     }
     res.files = atomic_load(&rs.files_done);
@@ -1170,6 +1248,7 @@ err4:
     free(rs.chunks);
     free(rs.items);
     free(rs.units);
+    free(rs.links);
     free(rs.dirs);
     free(rs.others);
     arena_free(rs.arena);

@@ -39,14 +39,17 @@
 #define GAP_MAX (32u * 1024)
 
 /*
- * The items are cut into one contiguous run per worker, so that workers
- * mostly create files in different directories (creating entries in one
- * directory is serialised by the kernel); a worker done with its run
- * helps with the others'.
+ * The units are cut into one contiguous run (segment) per worker, so that
+ * workers mostly create files in different directories (creating entries
+ * in one directory is serialised by the kernel); a worker with nothing in
+ * its own segment helps with the others'.  Planning cuts the segments as
+ * it goes, by the cost the whole plan was estimated at beforehand: a
+ * segment's end is SIZE_MAX until known, and its next is SIZE_MAX until
+ * planning reaches it.
  */
 struct rs_seg {
     atomic_size_t next;
-    size_t end;
+    atomic_size_t end;
 };
 
 struct rs_worker {
@@ -67,6 +70,22 @@ struct rs_worker {
     int index;
     pthread_t tid;
     int started;
+};
+
+/* The workers, and what planning has handed them so far. */
+struct rs_pool {
+    struct rs_worker *w;
+    int nw;
+    struct rs_seg *segs;
+    int nsegs;
+    int cur;             /* the segment planning adds to */
+    uint64_t cost_total; /* the whole plan's estimated cost */
+    uint64_t cost_acc;   /* ... of the units planned so far */
+    atomic_size_t units_ready; /* rs->units[0, units_ready) are planned */
+    atomic_int planned;        /* all of them are */
+    pthread_mutex_t lock;      /* for sleeping and waking only */
+    pthread_cond_t cond;
+    int waiting;
 };
 
 static int grow(uint8_t **p, size_t *cap, size_t need)
@@ -279,6 +298,9 @@ static int write_blob(struct rs_worker *w, struct rs_file *f, int fd,
     const struct rs_chunk *c = &rs->chunks[k];
     int rc;
 
+    if ((rc = grow(&w->pbuf, &w->pcap, c->raw_length > 0 ? c->raw_length
+                                                         : 1)) != 0)
+        return rc;
     rc = cairn_blob_open(w->codec, CAIRN_BLOB_DATA, c->id, stored,
                          c->length, w->pbuf, c->raw_length,
                          rs->o->verify_ids);
@@ -640,133 +662,213 @@ static int do_unit(struct rs_worker *w, const struct rs_unit *u)
     return do_batch(w, u);
 }
 
+/*
+ * Take the next unit of segment sg, if one is ready: 1 (*out set) or 0.
+ * Units [0, units_ready) are planned; a segment's end, once known, is
+ * published before any unit past it, so a worker that sees those units
+ * sees the end too.
+ */
+static int take(struct rs_pool *p, struct rs_seg *sg, size_t *out)
+{
+    size_t ready = atomic_load_explicit(&p->units_ready,
+                                        memory_order_acquire);
+    size_t end = atomic_load_explicit(&sg->end, memory_order_acquire);
+    size_t lim = end != SIZE_MAX ? end : ready;
+    size_t i = atomic_load(&sg->next);
+
+    while (i < lim)
+        if (atomic_compare_exchange_weak(&sg->next, &i, i + 1)) {
+            *out = i;
+            return 1;
+        }
+    return 0;
+}
+
+/* Take a unit: from the worker's own segment first, then from any. */
+static int take_any(struct rs_pool *p, int own, size_t *out)
+{
+    int s;
+
+    for (s = 0; s < p->nsegs; s++)
+        if (take(p, &p->segs[(own + s) % p->nsegs], out))
+            return 1;
+    return 0;
+}
+
+static void stop(struct rs *rs, int rc)
+{
+    int zero = 0;
+
+    atomic_compare_exchange_strong(&rs->fatal, &zero, rc);
+}
+
+/* Wake the workers waiting for units. */
+static void pool_wake(struct rs_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    if (p->waiting > 0)
+        pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/*
+ * A worker: units as they are planned, until planning has ended and none
+ * is left (or a fatal error).  It sleeps only while planning goes on
+ * with nothing ready.
+ */
 static void *worker_main(void *arg)
 {
     struct rs_worker *w = arg;
     struct rs *rs = w->rs;
-    struct rs_seg *sg;
-    int s, zero, rc;
+    struct rs_pool *p = rs->pool;
     size_t i;
+    int rc, got;
 
-    for (s = 0; s < rs->nthreads; s++) {
-        sg = &rs->segs[(w->index + s) % rs->nthreads];
-        for (;;) {
-            if (atomic_load(&rs->fatal))
-                return NULL;
-            if (rs_cancelled(rs)) {
-                zero = 0;
-                atomic_compare_exchange_strong(&rs->fatal, &zero,
-                                               CAIRN_ECANCELED);
-                return NULL;
+    for (;;) {
+        if (atomic_load(&rs->fatal))
+            return NULL;
+        if (rs_cancelled(rs)) {
+            stop(rs, CAIRN_ECANCELED);
+            pool_wake(p);
+            return NULL;
+        }
+        if (!(got = take_any(p, w->index, &i))) {
+            pthread_mutex_lock(&p->lock);
+            while (!(got = take_any(p, w->index, &i)) &&
+                   !atomic_load(&p->planned) && !atomic_load(&rs->fatal)) {
+                p->waiting++;
+                pthread_cond_wait(&p->cond, &p->lock);
+                p->waiting--;
             }
-            i = atomic_fetch_add(&sg->next, 1);
-            if (i >= sg->end)
-                break;
-            if ((rc = do_unit(w, &rs->units[i])) != 0) {
-                zero = 0;
-                atomic_compare_exchange_strong(&rs->fatal, &zero, rc);
+            pthread_mutex_unlock(&p->lock);
+            if (!got)
                 return NULL;
-            }
+        }
+        if ((rc = do_unit(w, &rs->units[i])) != 0) {
+            stop(rs, rc);
+            pool_wake(p);
+            return NULL;
         }
     }
-    return NULL;
 }
 
-/* Cost of a unit for cutting the work in even parts: a file's creation
- * counted as 64 KiB of data. */
-static uint64_t unit_cost(const struct rs *rs, const struct rs_unit *u)
+static void pool_free(struct rs *rs)
 {
-    const struct rs_file *f;
-    uint64_t cost = 0;
-    size_t i;
+    struct rs_pool *p = rs->pool;
+    int i;
 
-    for (i = u->i0; i < u->i1; i++) {
-        f = &rs->files[rs->items[i].f];
-        cost += 65536 + f->length / (f->split ? 4 : 1);
+    if (p == NULL)
+        return;
+    for (i = 0; i < p->nw; i++) {
+        cairn_blob_codec_free(p->w[i].codec);
+        if (p->w[i].dirfd >= 0)
+            close(p->w[i].dirfd);
+        free(p->w[i].rbuf);
+        free(p->w[i].pbuf);
+        free(p->w[i].order);
+        free(p->w[i].pos);
     }
-    return cost;
+    free(p->w);
+    free(p->segs);
+    pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+    rs->pool = NULL;
 }
 
-/* Cut the units into n runs of about equal cost. */
-static int make_segments(struct rs *rs, int n)
+int rs_pool_start(struct rs *rs, uint64_t cost_total)
 {
-    uint64_t total = 0, acc = 0;
-    size_t i, start = 0;
-    int s = 0;
+    struct rs_pool *p;
+    int i, n = rs->nthreads > 0 ? rs->nthreads : 1;
 
-    if ((rs->segs = calloc((size_t)n, sizeof(*rs->segs))) == NULL)
+    if ((p = calloc(1, sizeof(*p))) == NULL)
         return CAIRN_ENOMEM;
-    for (i = 0; i < rs->nunits; i++)
-        total += unit_cost(rs, &rs->units[i]);
-    for (i = 0; i < rs->nunits && s < n - 1; i++) {
-        acc += unit_cost(rs, &rs->units[i]);
-        if (acc >= total / (uint64_t)n * (uint64_t)(s + 1)) {
-            atomic_init(&rs->segs[s].next, start);
-            rs->segs[s].end = i + 1;
-            start = i + 1;
-            s++;
+    if (pthread_mutex_init(&p->lock, NULL) != 0) {
+        free(p);
+        return CAIRN_ENOMEM;
+    }
+    if (pthread_cond_init(&p->cond, NULL) != 0) {
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+        return CAIRN_ENOMEM;
+    }
+    rs->pool = p;
+    atomic_init(&p->units_ready, 0);
+    atomic_init(&p->planned, 0);
+    p->cost_total = cost_total;
+    if ((p->segs = calloc((size_t)n, sizeof(*p->segs))) == NULL ||
+        (p->w = calloc((size_t)n, sizeof(*p->w))) == NULL) {
+        pool_free(rs);
+        return CAIRN_ENOMEM;
+    }
+    p->nsegs = n;
+    for (i = 0; i < n; i++) {
+        atomic_init(&p->segs[i].next, i == 0 ? 0 : SIZE_MAX);
+        atomic_init(&p->segs[i].end, SIZE_MAX);
+    }
+    p->nw = n;
+    for (i = 0; i < n; i++) {
+        p->w[i].rs = rs;
+        p->w[i].index = i;
+        p->w[i].dirfd = -1;
+        if ((p->w[i].codec = cairn_blob_codec_new(cairn_repo_keys(rs->repo),
+                                                  0)) == NULL) {
+            pool_free(rs);
+            return CAIRN_ENOMEM;
         }
     }
-    for (; s < n; s++) {
-        atomic_init(&rs->segs[s].next, start);
-        rs->segs[s].end = rs->nunits;
-        start = rs->nunits;
+    /* Worker 0 is the planning thread, once planning is done. */
+    for (i = 1; i < n; i++) {
+        if (pthread_create(&p->w[i].tid, NULL, worker_main, &p->w[i]) != 0)
+            break; /* fewer workers; the others still finish the job */
+        p->w[i].started = 1;
     }
     return 0;
 }
 
-int rs_write_files(struct rs *rs)
+void rs_pool_publish(struct rs *rs, uint64_t cost)
 {
-    struct rs_worker *w;
-    int i, n, rc = 0;
+    struct rs_pool *p = rs->pool;
+    uint64_t share = p->cost_total / (uint64_t)p->nsegs;
 
-    if (rs->nunits == 0)
-        return 0;
-    if ((size_t)rs->nthreads > rs->nunits)
-        rs->nthreads = (int)rs->nunits;
-    n = rs->nthreads;
-    if ((rc = make_segments(rs, n)) != 0)
-        return rc;
-    if ((w = calloc((size_t)n, sizeof(*w))) == NULL) {
-        rc = CAIRN_ENOMEM;
-        goto err0;
+    /* The unit rs->nunits - 1 ends the current segment when the cost
+     * planned so far reaches that segment's share. */
+    p->cost_acc += cost;
+    while (p->cur < p->nsegs - 1 &&
+           p->cost_acc >= share * (uint64_t)(p->cur + 1)) {
+        atomic_store_explicit(&p->segs[p->cur].end, rs->nunits,
+                              memory_order_release);
+        p->cur++;
+        atomic_store(&p->segs[p->cur].next, rs->nunits);
     }
-    for (i = 0; i < n; i++) {
-        w[i].rs = rs;
-        w[i].index = i;
-        w[i].dirfd = -1;
-        w[i].codec = cairn_blob_codec_new(cairn_repo_keys(rs->repo), 0);
-        if (w[i].codec == NULL ||
-            grow(&w[i].pbuf, &w[i].pcap,
-                 rs->max_raw > 0 ? rs->max_raw : 1) != 0) {
-            rc = CAIRN_ENOMEM;
-            goto err1;
-        }
+    atomic_store_explicit(&p->units_ready, rs->nunits, memory_order_release);
+    pool_wake(p);
+}
+
+int rs_pool_finish(struct rs *rs, int plan_rc)
+{
+    struct rs_pool *p = rs->pool;
+    int i, rc;
+
+    if (plan_rc != 0)
+        stop(rs, plan_rc);
+    for (i = p->cur; i < p->nsegs; i++) {
+        atomic_store_explicit(&p->segs[i].end, rs->nunits,
+                              memory_order_release);
+        if (i > p->cur)
+            atomic_store(&p->segs[i].next, rs->nunits);
     }
-    for (i = 1; i < n; i++) {
-        if (pthread_create(&w[i].tid, NULL, worker_main, &w[i]) != 0)
-            break; /* fewer workers; the others still finish the job */
-        w[i].started = 1;
-    }
-    worker_main(&w[0]);
-    for (i = 1; i < n; i++)
-        if (w[i].started)
-            pthread_join(w[i].tid, NULL);
+    atomic_store_explicit(&p->units_ready, rs->nunits, memory_order_release);
+    pthread_mutex_lock(&p->lock);
+    atomic_store(&p->planned, 1);
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    if (plan_rc == 0)
+        worker_main(&p->w[0]);
+    for (i = 1; i < p->nw; i++)
+        if (p->w[i].started)
+            pthread_join(p->w[i].tid, NULL);
     rc = atomic_load(&rs->fatal);
-
-err1:
-    for (i = 0; i < n; i++) {
-        cairn_blob_codec_free(w[i].codec);
-        if (w[i].dirfd >= 0)
-            close(w[i].dirfd);
-        free(w[i].rbuf);
-        free(w[i].pbuf);
-        free(w[i].order);
-        free(w[i].pos);
-    }
-    free(w);
-err0:
-    free(rs->segs);
-    rs->segs = NULL;
+    pool_free(rs);
     return rc;
 }

@@ -58,10 +58,12 @@ struct rs_unit {
     size_t i0, i1;
 };
 
-/* A tree read ahead of planning (restore_trees.c). */
+/* A tree read ahead of planning (restore_trees.c), or why it could not
+ * be read (t NULL). */
 struct rs_ctree {
     uint8_t id[CAIRN_ID_LEN];
     struct cairn_tree *t;
+    int err;
 };
 
 /* Any other entry (directory, symlink, special file, hard link). */
@@ -87,9 +89,11 @@ struct rs {
     int nthreads;
     int64_t t0;
 
-    /* The plan. */
+    /* The plan.  Workers read files, chunks, items and units while
+     * planning appends to them, so their room is set before planning
+     * (from a count over the trees) and never moves. */
     struct rs_ctree *cached; /* trees read ahead, sorted by id */
-    size_t ncached;
+    size_t ncached, cached_cap;
     struct cairn_tree **trees;
     size_t ntrees, trees_cap;
     struct rs_file *files;
@@ -97,21 +101,27 @@ struct rs {
     struct rs_chunk *chunks;
     size_t nchunks, chunks_cap;
     struct rs_item *items;
-    size_t nitems;
+    size_t nitems, items_cap;
     struct rs_unit *units;
-    size_t nunits;
+    size_t nunits, units_cap;
+    size_t unit_scan;     /* items before this are in units or the open one */
+    size_t unit_i0;       /* the open unit's first item */
+    uint64_t unit_acc;    /* ... its stored bytes */
+    uint64_t unit_cost;   /* ... its cost (COST_FILE per item and bytes) */
+    size_t *links;        /* hard-linked files by dev/ino: index + 1, or 0 */
+    size_t links_cap;     /* a power of two */
     char tag[32]; /* "YYYY-MM-DD HHMMSS" of the snapshot, for RENAME */
     char *scratch; /* PATH_MAX bytes for planning */
     struct rs_node *dirs, *others;
     size_t ndirs, dirs_cap, nothers, others_cap;
     struct rs_arena *arena;
-    uint32_t max_raw; /* largest blob plaintext */
 
     /* While workers run. */
-    struct rs_seg *segs; /* the items cut in one run per worker */
+    struct rs_pool *pool; /* restore_files.c */
     atomic_int fatal; /* a cairn_err that stops everything, or 0 */
     atomic_uint_fast64_t files_done, bytes_done, errors, damaged;
-    uint64_t files_total, bytes_total;
+    atomic_uint_fast64_t files_total, bytes_total; /* planned so far */
+    atomic_int planned; /* ... and that is all */
     pthread_mutex_t ev_lock; /* serialises events and progress */
     int64_t last_progress;
 };
@@ -143,11 +153,29 @@ int rs_prefetch_trees(struct rs *rs, const uint8_t root[CAIRN_ID_LEN]);
 /* The tree read ahead with this id, or NULL (owned by rs->cached). */
 struct cairn_tree *rs_tree_cached(const struct rs *rs,
                                   const uint8_t id[CAIRN_ID_LEN]);
+/* Keep tree t in rs->cached for planning, or (t NULL) that it could not
+ * be read, for the reason err.  0 or CAIRN_ENOMEM (t not taken). */
+int rs_tree_keep(struct rs *rs, const uint8_t id[CAIRN_ID_LEN],
+                 struct cairn_tree *t, int err);
+/* The tree with this id: 0 (*t set), the error it could not be read
+ * with, or CAIRN_ENOENT when it was never read. */
+int rs_tree_get(const struct rs *rs, const uint8_t id[CAIRN_ID_LEN],
+                struct cairn_tree **t);
 /* Free rs->cached and its trees. */
 void rs_trees_free(struct rs *rs);
 
-/* Write every file's content with rs->nthreads workers (restore_files.c).
- * Returns 0 or the fatal error that stopped them. */
-int rs_write_files(struct rs *rs);
+/*
+ * The workers that write the files' contents (restore_files.c):
+ * rs->nthreads of them, one of which is the planning thread once it is
+ * done.  rs_pool_start starts them before planning (cost_total: the
+ * plan's estimated cost, to cut it in even parts); planning hands them
+ * each unit it appends to rs->units with rs_pool_publish (cost: the
+ * unit's); rs_pool_finish says planning is over (plan_rc: how it ended;
+ * not 0 stops the workers), helps until every unit is written, and
+ * returns 0 or the fatal error that stopped the workers.
+ */
+int rs_pool_start(struct rs *rs, uint64_t cost_total);
+void rs_pool_publish(struct rs *rs, uint64_t cost);
+int rs_pool_finish(struct rs *rs, int plan_rc);
 
 #endif

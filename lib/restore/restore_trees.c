@@ -11,8 +11,9 @@
  *
  * Only running out of memory (or cancellation) stops the restore here: a
  * tree that cannot be found, read, opened or decoded is simply not
- * prefetched, and planning reads it again the ordinary way, which reports
- * the damage exactly as before.
+ * prefetched; the count before planning (restore.c) reads it again the
+ * ordinary way and keeps it, or why it could not be read, for planning to
+ * report.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -112,6 +113,63 @@ struct cairn_tree *rs_tree_cached(const struct rs *rs,
     return c != NULL ? c->t : NULL;
 }
 
+int rs_tree_get(const struct rs *rs, const uint8_t id[CAIRN_ID_LEN],
+                struct cairn_tree **t)
+{
+    const struct rs_ctree *c = NULL;
+
+    if (rs->ncached > 0)
+        c = bsearch(id, rs->cached, rs->ncached, sizeof(*rs->cached), cmp_id);
+    if (c == NULL)
+        return CAIRN_ENOENT;
+    *t = c->t;
+    return c->t != NULL ? 0 : c->err;
+}
+
+/* Append a tree to rs->cached (unsorted until rs_trees_sort). */
+static int append(struct rs *rs, const uint8_t id[CAIRN_ID_LEN],
+                  struct cairn_tree *t, int err)
+{
+    struct rs_ctree *nc;
+
+    if (rs->ncached == rs->cached_cap) {
+        size_t ncap = rs->cached_cap ? rs->cached_cap * 2 : 256;
+
+        if (ncap > SIZE_MAX / sizeof(*nc) ||
+            (nc = realloc(rs->cached, ncap * sizeof(*nc))) == NULL)
+            return CAIRN_ENOMEM;
+        rs->cached = nc;
+        rs->cached_cap = ncap;
+    }
+    memcpy(rs->cached[rs->ncached].id, id, CAIRN_ID_LEN);
+    rs->cached[rs->ncached].t = t;
+    rs->cached[rs->ncached++].err = t != NULL ? 0 : err;
+    return 0;
+}
+
+int rs_tree_keep(struct rs *rs, const uint8_t id[CAIRN_ID_LEN],
+                 struct cairn_tree *t, int err)
+{
+    struct rs_ctree c;
+    size_t lo = 0, hi = rs->ncached, mid;
+    int rc;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+        if (memcmp(rs->cached[mid].id, id, CAIRN_ID_LEN) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if ((rc = append(rs, id, t, err)) != 0)
+        return rc;
+    c = rs->cached[rs->ncached - 1];
+    memmove(&rs->cached[lo + 1], &rs->cached[lo],
+            (rs->ncached - 1 - lo) * sizeof(c));
+    rs->cached[lo] = c;
+    return 0;
+}
+
 void rs_trees_free(struct rs *rs)
 {
     size_t i;
@@ -120,7 +178,7 @@ void rs_trees_free(struct rs *rs)
         cairn_tree_free(rs->cached[i].t);
     free(rs->cached);
     rs->cached = NULL;
-    rs->ncached = 0;
+    rs->ncached = rs->cached_cap = 0;
 }
 
 /* Read, open and decode the trees of one run; failures leave them NULL. */
@@ -245,9 +303,8 @@ int rs_prefetch_trees(struct rs *rs, const uint8_t root[CAIRN_ID_LEN])
     struct tpool p;
     struct tworker *w = NULL;
     uint8_t (*cur)[CAIRN_ID_LEN] = NULL, (*nxt)[CAIRN_ID_LEN] = NULL;
-    size_t ncur = 0, nnxt = 0, capnxt = 0, cached_cap = 0, i, k, n;
+    size_t ncur = 0, nnxt = 0, capnxt = 0, i, k, n;
     const struct cairn_tree_entry *e;
-    struct rs_ctree *nc;
     void *tmp;
     int nw = rs->nthreads > 0 ? rs->nthreads : 1, rc = 0;
 
@@ -316,18 +373,8 @@ int rs_prefetch_trees(struct rs *rs, const uint8_t root[CAIRN_ID_LEN])
 
             if (t == NULL)
                 continue;
-            if (rs->ncached == cached_cap) {
-                size_t ncap = cached_cap ? cached_cap * 2 : 256;
-
-                if ((nc = realloc(rs->cached, ncap * sizeof(*nc))) == NULL) {
-                    rc = CAIRN_ENOMEM;
-                    goto done;
-                }
-                rs->cached = nc;
-                cached_cap = ncap;
-            }
-            memcpy(rs->cached[rs->ncached].id, p.jobs[k].id, CAIRN_ID_LEN);
-            rs->cached[rs->ncached++].t = t;
+            if ((rc = append(rs, p.jobs[k].id, t, 0)) != 0)
+                goto done;
             p.jobs[k].t = NULL;
             for (i = 0; i < t->nentries; i++) {
                 e = &t->entries[i];
