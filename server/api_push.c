@@ -102,6 +102,41 @@ static int snap_pick_one(void *arg, const struct cat_snapshot *c)
 }
 
 /*
+ * A push restore made for restore request id: the request must exist, be
+ * for the source device and still be open.  0, or answered why not.
+ */
+static int push_request_check(struct http_req *r, int64_t id,
+                              const char *source)
+{
+    struct cat_request q;
+    int rc;
+
+    if ((rc = cat_request_get(http_srv(r)->cat, id, &q)) != 0) {
+        if (rc == CAIRN_ENOENT)
+            http_respond_error(r, 400, "bad_request",
+                               "there is no restore request %lld",
+                               (long long)id);
+        else
+            api_respond_cat_error(r, rc, "request");
+        return -1;
+    }
+    rc = 0;
+    if (strcmp(q.device_id, source) != 0) {
+        http_respond_error(r, 400, "bad_request",
+                           "restore request %lld is for device %s, not %s",
+                           (long long)id, q.device_id, source);
+        rc = -1;
+    } else if (strcmp(q.state, "open") != 0) {
+        http_respond_error(r, 409, "conflict",
+                           "restore request %lld was decided already (%s)",
+                           (long long)id, q.state);
+        rc = -1;
+    }
+    cat_request_clear(&q);
+    return rc;
+}
+
+/*
  * POST /api/v1/push (admin) {"source_device", "snapshot", "paths",
  * "target_device", "target_dir", "wrapped_key", "request_id"} -> 201
  * {"push_id"}.
@@ -189,6 +224,8 @@ static int push_create(struct http_req *r)
         goto done;
     }
     have_sd = 1;
+    if (p.request_id > 0 && push_request_check(r, p.request_id, sd.id) != 0)
+        goto done;
     if ((rc = cat_device_get(s->cat, dst, &td)) != 0) {
         api_respond_cat_error(r, rc, "target device");
         goto done;

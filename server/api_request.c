@@ -389,6 +389,43 @@ static int request_get(struct http_req *r)
 
 /* ---- deciding ---- */
 
+/*
+ * The push restore that fulfils request q: it must exist, restore q's
+ * device and have been made for q or for no request.  0, or answered why
+ * not.
+ */
+static int push_check(struct http_req *r, const struct cat_request *q,
+                      int64_t push_id)
+{
+    struct cat_push p;
+    int rc;
+
+    if ((rc = cat_push_get(http_srv(r)->cat, push_id, &p)) != 0) {
+        if (rc == CAIRN_ENOENT)
+            http_respond_error(r, 400, "bad_request",
+                               "there is no push restore %lld",
+                               (long long)push_id);
+        else
+            api_respond_cat_error(r, rc, "push restore");
+        return -1;
+    }
+    rc = 0;
+    if (strcmp(p.source_device, q->device_id) != 0) {
+        http_respond_error(r, 400, "bad_request",
+                           "push restore %lld restores device %s, not the "
+                           "request's device %s",
+                           (long long)push_id, p.source_device, q->device_id);
+        rc = -1;
+    } else if (p.request_id != 0 && p.request_id != q->id) {
+        http_respond_error(r, 400, "bad_request",
+                           "push restore %lld was made for request %lld",
+                           (long long)push_id, (long long)p.request_id);
+        rc = -1;
+    }
+    cat_push_clear(&p);
+    return rc;
+}
+
 /* Decide the request of the path and answer it, or answer why not. */
 static int decide(struct http_req *r, const char *state, const char *how,
                   const char *outcome, int64_t push_id)
@@ -401,6 +438,11 @@ static int decide(struct http_req *r, const char *state, const char *how,
 
     if (request_load(r, &q) != 0)
         return 0;
+    if (push_id > 0 && strcmp(q.state, "open") == 0 &&
+        push_check(r, &q, push_id) != 0) {
+        cat_request_clear(&q);
+        return 0;
+    }
     rc = cat_request_decide(s->cat, q.id, state, a->user_id, srv_now(), how,
                             outcome, push_id);
     if (rc == CAIRN_EEXIST) {

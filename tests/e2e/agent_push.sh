@@ -60,8 +60,18 @@ jq -e --arg p "$PID" '(if type == "array" then . else .jobs end)[] | select((.pu
 treecmp "$SRC/results" "$T/pushed"
 ok "the agent on lab-pc-2 carried out push restore $PID"
 
+# A push restore fulfils only the request it was made for, and a push
+# restore is made only for an open request of its source device.
+run wrongreq "$CAIRN" admin requests fulfil "$R2" --how push --push-id "$PID"
+[[ $RC -ne 0 ]] || { show wrongreq; fail "push $PID fulfilled request $R2"; }
+mentions wrongreq "made for request $R1" "the push's own request"
+WK=$(printf 'not a key' | base64)
+api_expect 400 POST /api/v1/push $(api_bearer "$ROOT") $(api_json "{\"source_device\":\"$DEV\",\"target_device\":\"$DEV2\",\"paths\":[\"$SRC\"],\"target_dir\":\"$T/x\",\"wrapped_key\":\"$WK\",\"request_id\":999999}")
+grep -q "no restore request 999999" "$T/body" || fail "push for no request: $(cat "$T/body")"
 must fulfil "$CAIRN" admin requests fulfil "$R1" --how push --push-id "$PID" --note "on lab-pc-2"
 must decline "$CAIRN" admin requests decline "$R2" --reason "personal copies are not made"
+api_expect 409 POST /api/v1/push $(api_bearer "$ROOT") $(api_json "{\"source_device\":\"$DEV\",\"target_device\":\"$DEV2\",\"paths\":[\"$SRC\"],\"target_dir\":\"$T/x\",\"wrapped_key\":\"$WK\",\"request_id\":$R2}")
+grep -q "decided already" "$T/body" || fail "push for a decided request: $(cat "$T/body")"
 must show1 "${ANA_ENV[@]}" "$CAIRN" --json request show "$R1"
 jq -e 'select(.message_type == "request") | .state == "fulfilled" and .how == "push"' "$T/show1.out" >/dev/null \
     || { show show1; fail "ana does not see request $R1 fulfilled"; }

@@ -148,8 +148,14 @@ must fulfil2 "${ROOT_CLI[@]}" admin requests fulfil "$R2" --how download \
 api_expect 400 POST /api/v1/requests/$R3/fulfil $(api_bearer "$ROOT") $(api_json '{"how":"email"}')
 api_expect 400 POST /api/v1/requests/$R3/fulfil $(api_bearer "$ROOT") $(api_json '{"how":"download","push_id":3}')
 api_expect 400 POST /api/v1/requests/$R3/fulfil $(api_bearer "$ROOT") $(api_json '{"how":"push","push_id":-3}')
-api_expect 200 POST /api/v1/requests/$R3/fulfil $(api_bearer "$ROOT") $(api_json '{"how":"push","push_id":7}')
-[[ $(jq -r '.push_id' "$T/body") == 7 ]] || fail "push_id: $(cat "$T/body")"
+# A push restore that does not exist does not fulfil anything (agent_push
+# fulfils one with a real push restore).
+api_expect 400 POST /api/v1/requests/$R3/fulfil $(api_bearer "$ROOT") $(api_json '{"how":"push","push_id":7}')
+grep -q "no push restore 7" "$T/body" || fail "push_id 7: $(cat "$T/body")"
+api_expect 200 GET /api/v1/requests/$R3 $(api_bearer "$ROOT")
+[[ $(jq -r .state "$T/body") == open ]] || fail "a refused fulfilment changed the request: $(cat "$T/body")"
+api_expect 200 POST /api/v1/requests/$R3/fulfil $(api_bearer "$ROOT") $(api_json '{"how":"push","note":"pushed by hand"}')
+[[ $(jq -r '.how + " " + (.push_id|tostring)' "$T/body") == "push null" ]] || fail "fulfilled by push: $(cat "$T/body")"
 ok "declined one with a reason, fulfilled two (download, push)"
 
 # Decided once.
