@@ -7,6 +7,11 @@
  * and write it.  The walk keeps a stack of decoded trees (one per
  * directory level being listed), so memory grows with the depth, not
  * with the number of files.
+ *
+ * In a tar, a file with more than one link is written once: the first of
+ * its dev/ino carries the content, the others are hard-link entries to it
+ * (counted once against the size cap).  A zip has no hard links: each is
+ * a copy.
  */
 #include <archive.h>
 #include <archive_entry.h>
@@ -29,8 +34,18 @@ struct frame {
     size_t plen; /* the archive path prefix's length in d->path */
 };
 
+/* A file with more than one link (tar only). */
+struct link {
+    uint64_t dev, ino;
+    int used;
+    char *path; /* the archive path it was written at; NULL before */
+};
+
 struct download {
     struct cairn_repo *r;
+    enum download_format fmt;
+    struct link *links; /* open addressing by dev/ino */
+    size_t nlinks, links_cap;
     const struct cairn_snapshot *s;
     struct cairn_blob_codec *codec;
     struct archive *a;
@@ -95,16 +110,74 @@ static const char *path_top(const char *p, size_t *len)
     return p + n;
 }
 
+/* ---- hard links ---- */
+
+static size_t link_slot(const struct link *v, size_t cap, uint64_t dev,
+                        uint64_t ino)
+{
+    size_t h = (size_t)((dev * 0x9e3779b97f4a7c15u) ^
+                        (ino * 0xc2b2ae3d27d4eb4fu));
+
+    for (h ^= h >> 29;; h++)
+        if (!v[h & (cap - 1)].used ||
+            (v[h & (cap - 1)].dev == dev && v[h & (cap - 1)].ino == ino))
+            return h & (cap - 1);
+}
+
+/* e's link record, or NULL; with add (*added then says whether it is
+ * new), made if there is none, NULL meaning out of memory. */
+static struct link *link_get(struct download *d,
+                             const struct cairn_tree_entry *e, int add,
+                             int *added)
+{
+    struct link *nv, *l;
+    size_t i, ncap;
+
+    if (d->links_cap > 0) {
+        l = &d->links[link_slot(d->links, d->links_cap, e->dev, e->ino)];
+        if (l->used)
+            return l;
+    }
+    if (!add)
+        return NULL;
+    if ((d->nlinks + 1) * 2 > d->links_cap) {
+        ncap = d->links_cap ? d->links_cap * 2 : 64;
+        if ((nv = calloc(ncap, sizeof(*nv))) == NULL)
+            return NULL;
+        for (i = 0; i < d->links_cap; i++)
+            if (d->links[i].used)
+                nv[link_slot(nv, ncap, d->links[i].dev, d->links[i].ino)] =
+                    d->links[i];
+        free(d->links);
+        d->links = nv;
+        d->links_cap = ncap;
+    }
+    l = &d->links[link_slot(d->links, d->links_cap, e->dev, e->ino)];
+    l->dev = e->dev;
+    l->ino = e->ino;
+    l->used = 1;
+    d->nlinks++;
+    *added = 1;
+    return l;
+}
+
 /* ---- planning ---- */
 
 static int count_one(void *arg, const char *path, const struct cairn_tree_entry *e)
 {
     struct download *d = arg;
+    int added = 0;
 
     (void)path;
     switch (e->type) {
     case CAIRN_NODE_FILE:
         d->files++;
+        if (d->fmt == DOWNLOAD_TAR && e->nlink > 1) {
+            if (link_get(d, e, 1, &added) == NULL)
+                return CAIRN_ENOMEM;
+            if (!added)
+                break; /* a hard link: no content of its own */
+        }
         d->bytes += e->size;
         break;
     case CAIRN_NODE_DIR:
@@ -200,6 +273,7 @@ int download_new(struct cairn_repo *r, const struct cairn_snapshot *s,
         return CAIRN_ENOMEM;
     d->r = r;
     d->s = s;
+    d->fmt = fmt;
     rc = CAIRN_ENOMEM;
     if ((d->paths = calloc(npaths, sizeof(*d->paths))) == NULL)
         goto err;
@@ -375,8 +449,9 @@ static int la_err(struct download *d)
     return d->out_err ? d->out_err : CAIRN_EIO;
 }
 
-/* Write e's header as d->path. */
-static int write_header(struct download *d, const struct cairn_tree_entry *e)
+/* Write e's header as d->path (link: a hard link to that path). */
+static int write_header(struct download *d, const struct cairn_tree_entry *e,
+                        const char *link)
 {
     struct archive_entry *ae;
     int64_t sec = e->mtime_ns / 1000000000, nsec = e->mtime_ns % 1000000000;
@@ -400,7 +475,12 @@ static int write_header(struct download *d, const struct cairn_tree_entry *e)
     switch (e->type) {
     case CAIRN_NODE_FILE:
         archive_entry_set_filetype(ae, AE_IFREG);
-        archive_entry_set_size(ae, (la_int64_t)e->size);
+        if (link != NULL) {
+            archive_entry_set_hardlink_utf8(ae, link);
+            archive_entry_set_size(ae, 0);
+        } else {
+            archive_entry_set_size(ae, (la_int64_t)e->size);
+        }
         break;
     case CAIRN_NODE_DIR:
         archive_entry_set_filetype(ae, AE_IFDIR);
@@ -488,6 +568,7 @@ static int step(struct download *d)
 {
     const struct cairn_tree_entry *e;
     struct cairn_tree *sub;
+    struct link *l = NULL;
     struct frame *f;
     size_t plen;
     int rc;
@@ -513,8 +594,20 @@ static int step(struct download *d)
     if (e->type != CAIRN_NODE_FILE && e->type != CAIRN_NODE_DIR &&
         e->type != CAIRN_NODE_SYMLINK)
         return 0;
-    if ((rc = path_set(d, plen, e->name)) != 0 || (rc = write_header(d, e)))
+    if ((rc = path_set(d, plen, e->name)) != 0)
         return rc;
+    if (e->type == CAIRN_NODE_FILE && e->nlink > 1 &&
+        (l = link_get(d, e, 0, NULL)) != NULL && l->path != NULL) {
+        /* Its content is in the archive already. */
+        if ((rc = write_header(d, e, l->path)) != 0)
+            return rc;
+        d->done_files++;
+        return 0;
+    }
+    if ((rc = write_header(d, e, NULL)) != 0)
+        return rc;
+    if (l != NULL && (l->path = strdup(d->path)) == NULL)
+        return CAIRN_ENOMEM;
     if (e->type == CAIRN_NODE_FILE) {
         d->file = e;
         d->content_i = 0;
@@ -574,6 +667,9 @@ void download_free(struct download *d)
         free(d->paths[i]);
     free(d->paths);
     free(d->path);
+    for (i = 0; i < d->links_cap; i++)
+        free(d->links[i].path);
+    free(d->links);
     if (d->out != NULL) {
         cairn_wipe(d->out, d->out_cap);
         free(d->out);

@@ -8,7 +8,8 @@
  * decrypted is ever written to disk.  Archive entries are named from the
  * last component of each path asked for ("/home/ana/docs" gives "docs/…";
  * "/" gives the snapshot's top level), with the file modes (permission
- * bits), modification times, and for tar the owners; symlinks are kept;
+ * bits), modification times, and for tar the owners and hard links (a
+ * file with several names is written once); symlinks are kept;
  * devices, fifos and sockets are left out (counted in skipped).  Entries
  * are stored uncompressed (the server's CPU is not spent on deflate).
  *

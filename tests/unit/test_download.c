@@ -83,7 +83,7 @@ static int setup(void **state)
     struct cairn_backup_result br;
     struct cairn_store *st;
     const char *paths[1];
-    char p[1024], hex[65];
+    char p[1024], p2[1024], hex[65];
     size_t i;
     uint32_t x = 12345;
 
@@ -103,6 +103,11 @@ static int setup(void **state)
     }
     mk("docs", 0750);
     put("docs/a.txt", "alpha\n", 6, 0640);
+    /* A second name for it: a hard link in a tar, a copy in a zip. */
+    snprintf(p, sizeof(p), "%s/docs/a.txt", src);
+    snprintf(p2, sizeof(p2), "%s/docs/a-again.txt", src);
+    if (link(p, p2) != 0)
+        return -1;
     put("docs/b.sh", "#!/bin/sh\necho b\n", 17, 0755);
     put("docs/empty", "", 0, 0600);
     mk("docs/deep", 0711);
@@ -185,6 +190,7 @@ struct expect {
     size_t len;
     const char *link;
     int seen;
+    const char *hardlink; /* a hard link to this entry */
 };
 
 static void check_archive(const uint8_t *buf, size_t len,
@@ -211,10 +217,17 @@ static void check_archive(const uint8_t *buf, size_t len,
             fail_msg("unexpected entry %s", name);
         assert_int_equal(ex[i].seen, 0);
         ex[i].seen = 1;
-        assert_int_equal(archive_entry_filetype(ae), ex[i].type);
+        /* A tar reader gives a hard link no file type of its own. */
+        if (ex[i].hardlink == NULL)
+            assert_int_equal(archive_entry_filetype(ae), ex[i].type);
         if (ex[i].type != AE_IFLNK)
             assert_int_equal(archive_entry_perm(ae) & 07777, ex[i].perm);
-        if (ex[i].type == AE_IFREG) {
+        if (ex[i].hardlink != NULL) {
+            assert_non_null(archive_entry_hardlink(ae));
+            assert_string_equal(archive_entry_hardlink(ae), ex[i].hardlink);
+            assert_int_equal(archive_entry_size(ae), 0);
+        } else if (ex[i].type == AE_IFREG) {
+            assert_null(archive_entry_hardlink(ae));
             assert_int_equal(archive_entry_mtime(ae), MTIME);
             got = malloc(ex[i].len + 1);
             assert_non_null(got);
@@ -235,14 +248,15 @@ static void check_archive(const uint8_t *buf, size_t len,
 static void one_format(enum download_format fmt, size_t step)
 {
     struct expect ex[] = {
-        {"docs", AE_IFDIR, 0750, NULL, 0, NULL, 0},
-        {"docs/a.txt", AE_IFREG, 0640, "alpha\n", 6, NULL, 0},
-        {"docs/b.sh", AE_IFREG, 0755, "#!/bin/sh\necho b\n", 17, NULL, 0},
-        {"docs/empty", AE_IFREG, 0600, "", 0, NULL, 0},
-        {"docs/deep", AE_IFDIR, 0711, NULL, 0, NULL, 0},
-        {"docs/deep/secret", AE_IFREG, 0600, "s3cr3t\n", 7, NULL, 0},
-        {"docs/link", AE_IFLNK, 0777, NULL, 0, "../big.bin", 0},
-        {"big.bin", AE_IFREG, 0644, NULL, BIG_LEN, NULL, 0},
+        {"docs", AE_IFDIR, 0750, NULL, 0, NULL, 0, NULL},
+        {"docs/a.txt", AE_IFREG, 0640, "alpha\n", 6, NULL, 0, NULL},
+        {"docs/a-again.txt", AE_IFREG, 0640, "alpha\n", 6, NULL, 0, NULL},
+        {"docs/b.sh", AE_IFREG, 0755, "#!/bin/sh\necho b\n", 17, NULL, 0, NULL},
+        {"docs/empty", AE_IFREG, 0600, "", 0, NULL, 0, NULL},
+        {"docs/deep", AE_IFDIR, 0711, NULL, 0, NULL, 0, NULL},
+        {"docs/deep/secret", AE_IFREG, 0600, "s3cr3t\n", 7, NULL, 0, NULL},
+        {"docs/link", AE_IFLNK, 0777, NULL, 0, "../big.bin", 0, NULL},
+        {"big.bin", AE_IFREG, 0644, NULL, BIG_LEN, NULL, 0, NULL},
     };
     char p1[1024], p2[1024];
     const char *paths[2] = {p1, p2};
@@ -251,20 +265,25 @@ static void one_format(enum download_format fmt, size_t step)
     uint8_t *buf;
     size_t len;
 
-    ex[7].data = big;
+    ex[8].data = big;
+    /* Entries come in name order: a-again.txt first, with the content. */
+    if (fmt == DOWNLOAD_TAR)
+        ex[1].hardlink = "docs/a-again.txt";
     snprintf(p1, sizeof(p1), "%s/docs/", src); /* a trailing slash is fine */
     snprintf(p2, sizeof(p2), "%s//big.bin", src);
     assert_int_equal(download_new(repo, snap, paths, 2, fmt, &d, NULL), 0);
     download_totals(d, &files, &bytes, &skipped);
-    assert_int_equal(files, 5);
-    assert_int_equal(bytes, 6 + 17 + 0 + 7 + BIG_LEN);
+    assert_int_equal(files, 6);
+    /* The hard link's content counts once in a tar, twice in a zip. */
+    assert_int_equal(bytes, 6 + 17 + 0 + 7 + BIG_LEN +
+                                (fmt == DOWNLOAD_ZIP ? 6 : 0));
     assert_int_equal(skipped, 0);
     /* The cap: exactly the total fits, one byte less does not. */
     assert_int_equal(download_fits(d, bytes), 1);
     assert_int_equal(download_fits(d, bytes - 1), 0);
     buf = drain(d, step, &len);
     download_progress(d, &dfiles, &dbytes, &damaged);
-    assert_int_equal(dfiles, 5);
+    assert_int_equal(dfiles, 6);
     assert_int_equal(dbytes, bytes);
     assert_int_equal(damaged, 0);
     download_free(d);
@@ -303,7 +322,7 @@ static void test_root(void **state)
                                   NULL),
                      0);
     download_totals(d, &files, NULL, NULL);
-    assert_int_equal(files, 6);
+    assert_int_equal(files, 7);
     buf = drain(d, 65536, &len);
     download_free(d);
     snprintf(want, sizeof(want), "%s/other", src + 1);
