@@ -26,6 +26,7 @@
 #include "download.h"
 #include "http.h"
 #include "keyring.h"
+#include "repo_cache.h"
 #include "srv.h"
 
 #define TREE_MAX_ENTRIES 100000
@@ -146,7 +147,8 @@ static int respond_no_key(struct http_req *r, const struct cat_device *d)
 
 /*
  * Open the device's archive with the key the session holds, its index
- * loaded.  Answers itself (409 without a key) and returns -1.
+ * loaded (kept open between requests: repo_cache.h).  Release it with
+ * repo_cache_release.  Answers itself (409 without a key) and returns -1.
  */
 static int open_repo(struct http_req *r, const struct cat_device *d,
                      struct cairn_repo **out)
@@ -154,8 +156,6 @@ static int open_repo(struct http_req *r, const struct cat_device *d,
     struct srv *s = http_srv(r);
     const struct http_auth *a = http_auth(r);
     struct keyring *k = keyring_process();
-    struct cairn_store *st = NULL;
-    struct cairn_repo *repo = NULL;
     uint8_t key[KEYRING_KEY_LEN];
     int rc;
 
@@ -163,39 +163,17 @@ static int open_repo(struct http_req *r, const struct cat_device *d,
     if (k == NULL || !a->full ||
         keyring_get(k, a->session_hash, d->id, srv_now(), key, NULL) != 0)
         return respond_no_key(r, d), -1;
-    if ((rc = srv_device_store(s, d->id, 0, &st)) != 0) {
-        cairn_wipe(key, sizeof(key));
-        if (rc == CAIRN_ENOENT)
-            http_respond_error(r, 404, "not_found",
-                               "this device has no archive here yet");
-        else
-            http_respond_error(r, 500, "server_error",
-                               "cannot open the archive: %s",
-                               cairn_strerror(rc));
-        return -1;
-    }
-    rc = cairn_repo_open_key(st, key, d->archive_id, &repo);
+    rc = repo_cache_open(s, a->session_hash, d, key, out);
     cairn_wipe(key, sizeof(key));
-    if (rc != 0) {
-        cairn_store_free(st);
-        if (rc == CAIRN_ENOENT)
-            http_respond_error(r, 404, "not_found",
-                               "this device has no archive here yet");
-        else
-            http_respond_error(r, 500, "server_error",
-                               "cannot open the archive: %s",
-                               cairn_strerror(rc));
-        return -1;
-    }
-    if ((rc = cairn_repo_load_index(repo, NULL)) != 0) {
-        cairn_repo_free(repo);
+    if (rc == 0)
+        return 0;
+    if (rc == CAIRN_ENOENT)
+        http_respond_error(r, 404, "not_found",
+                           "this device has no archive here yet");
+    else
         http_respond_error(r, 500, "server_error",
-                           "cannot read the archive's index: %s",
-                           cairn_strerror(rc));
-        return -1;
-    }
-    *out = repo;
-    return 0;
+                           "cannot open the archive: %s", cairn_strerror(rc));
+    return -1;
 }
 
 static int find_snapshot(struct http_req *r, struct cairn_repo *repo,
@@ -531,7 +509,7 @@ done:
     json_decref(t.self);
     json_decref(t.arr);
     cairn_snapshot_free(snap);
-    cairn_repo_free(repo);
+    repo_cache_release(repo);
     cat_device_clear(&d);
     return 0;
 }
@@ -641,7 +619,7 @@ static int search(struct http_req *r)
 done:
     json_decref(c.arr);
     cairn_snapshot_free(snap);
-    cairn_repo_free(repo);
+    repo_cache_release(repo);
     cat_device_clear(&d);
     return 0;
 }
@@ -718,7 +696,7 @@ static void dl_done(void *arg, int complete)
               (unsigned long long)damaged);
     download_free(j->d);
     cairn_snapshot_free(j->snap);
-    cairn_repo_free(j->repo);
+    repo_cache_release(j->repo);
     free(j);
 }
 
@@ -841,7 +819,7 @@ done:
     if (j != NULL) {
         download_free(j->d);
         cairn_snapshot_free(j->snap);
-        cairn_repo_free(j->repo);
+        repo_cache_release(j->repo);
         free(j);
     }
     free(paths);

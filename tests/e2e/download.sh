@@ -169,6 +169,32 @@ expect 200 GET "/api/v1/devices/$DEV/versions/latest/search" $(bearer "$ANA") -G
 [[ $(jq '.results | length' "$T/body") == 3 && $(jq .truncated "$T/body") == true ]] || fail "search limit"
 ok "browse: versions, as_of, tree, search"
 
+# The archive stays open between a session's requests (server/repo_cache.h):
+# a backup since (a new index) is seen at once, and requests at the same
+# time share it.  Then the tree is as it was, for what follows.
+printf 'later\n' > "$SRC/docs/later.txt"
+must backup2 "${ANA_ENV[@]}" "$CAIRN" backup "$SRC"
+expect 200 GET "/api/v1/devices/$DEV/versions/latest/tree" $(bearer "$ANA") -G --data-urlencode "path=$SRC/docs"
+[[ $(jq -r .snapshot "$T/body") != "$SNAP" && $(jq '.entries | length' "$T/body") == 25 ]] \
+    || fail "the backup since is not seen: $(cat "$T/body")"
+PAR=()
+for i in $(seq 1 8); do
+    curl -sS -k --pinnedpubkey "$PIN" -o "$T/par$i.body" -w '%{http_code}' \
+        $(bearer "$ANA") -G --data-urlencode "path=$SRC/docs" \
+        "$URL/api/v1/devices/$DEV/versions/latest/search?q=later" > "$T/par$i.code" &
+    PAR+=($!)
+done
+wait "${PAR[@]}" # (not the server's pid)
+for i in $(seq 1 8); do
+    [[ $(cat "$T/par$i.code") == 200 && $(jq '.results | length' "$T/par$i.body") == 1 ]] \
+        || fail "parallel search $i: $(cat "$T/par$i.code") $(cat "$T/par$i.body")"
+done
+rm "$SRC/docs/later.txt"
+must backup3 "${ANA_ENV[@]}" "$CAIRN" backup "$SRC"
+expect 200 GET "/api/v1/devices/$DEV/versions/latest/tree" $(bearer "$ANA") -G --data-urlencode "path=$SRC/docs"
+[[ $(jq '.entries | length' "$T/body") == 24 ]] || fail "the file removed since is still seen"
+ok "a backup since is seen at once; parallel requests share the open archive"
+
 # ------------------------------------------------------------ download
 expect 200 POST "/api/v1/devices/$DEV/download" $(bearer "$ANA") \
     $(jbody "{\"snapshot\":\"latest\",\"paths\":[\"$SRC/docs\"],\"format\":\"tar\"}")
