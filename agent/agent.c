@@ -1172,11 +1172,13 @@ int agent_run(struct agent *a, volatile sig_atomic_t *stop)
                                                time(NULL) + 60);
         }
         /* What the watcher cannot see (beyond the watch limit) is polled:
-         * rescanned each interval, at least a minute apart. */
+         * rescanned each interval, at least a minute apart, and watched
+         * again when it fits (the limit raised, watches freed). */
         if (mono_ms() - a->last_unwatched >=
             (a->cfg.frequency > 60 ? a->cfg.frequency : 60) * 1000) {
             a->last_unwatched = mono_ms();
             agent_watch_unwatched(a->w, queue_unwatched, a);
+            agent_watch_retry(a->w);
         }
         if (!paused(a) && a->files_todo > 0 &&
             mono_ms() >= next_due(a) && start_backup(a))

@@ -334,6 +334,14 @@ int agent_watch_unwatched(const struct agent_watch *w, agent_watch_fn fn,
 }
 
 /*
+ * Watch what can be watched again.  See watch.h.
+ */
+int agent_watch_retry(struct agent_watch *w)
+{
+    return w->ops->retry != NULL ? w->ops->retry(w) : 0;
+}
+
+/*
  * The backend's name.  See watch.h.
  */
 const char *agent_watch_mode(const struct agent_watch *w)

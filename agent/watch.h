@@ -134,6 +134,16 @@ int agent_watch_read(struct agent_watch *w, agent_watch_fn fn, void *arg);
 int agent_watch_unwatched(const struct agent_watch *w, agent_watch_fn fn,
                           void *arg);
 
+/*
+ * Try again to watch the subtrees agent_watch_unwatched lists: the watch
+ * limit may have been raised, watches freed, a missing root created.
+ * Those now watched leave the list, and their changes are reported from
+ * then on; list them (and rescan them) first, for what changed while they
+ * were not watched.  With fanotify, nothing to do.  Returns 0 or
+ * CAIRN_ENOMEM.
+ */
+int agent_watch_retry(struct agent_watch *w);
+
 /* The backend in use: "fanotify" or "inotify" (a static string). */
 const char *agent_watch_mode(const struct agent_watch *w);
 

@@ -678,10 +678,84 @@ static void inotify_free(struct agent_watch *w)
     w->be = NULL;
 }
 
+/*
+ * Watch again what the unwatched list holds, as far as the limit allows
+ * now.  Each entry is a root or a directory whose parent is watched
+ * (entries are the top of what could not be watched): its parent's watch
+ * is found by adding it again (the kernel hands back the same descriptor
+ * for a watched inode), then the entry is watched and walked as a new
+ * directory would be.  What still does not fit goes back on the list.
+ */
+static int inotify_retry(struct agent_watch *w)
+{
+    struct inot *in = w->be;
+    const char *name;
+    size_t n, i, dl;
+    char **todo;
+    int pwd, wd, state, r = 0;
+
+    if (w->nunw == 0)
+        return 0;
+    /* The list changes below: work on a copy. */
+    n = w->nunw;
+    if ((todo = calloc(n, sizeof(*todo))) == NULL)
+        return CAIRN_ENOMEM;
+    for (i = 0; i < n; i++)
+        if ((todo[i] = strdup(w->unw[i])) == NULL) {
+            r = CAIRN_ENOMEM;
+            goto out;
+        }
+    for (i = 0; i < n; i++) {
+        if (watch_is_root(w, todo[i])) {
+            pwd = -1;
+            name = todo[i];
+            dl = strlen(todo[i]);
+        } else {
+            name = strrchr(todo[i], '/');
+            if (name == NULL || name == todo[i])
+                continue;
+            dl = (size_t)(name - todo[i]);
+            if ((r = watch_path_set(&in->tmp, todo[i], dl)) != 0)
+                goto out;
+            pwd = inotify_add_watch(in->fd, in->tmp.p, DIR_MASK);
+            if (pwd < 0)
+                continue;
+            if (tab_get(in, pwd) == NULL) {
+                /* Its parent is not watched after all: leave it. */
+                (void)inotify_rm_watch(in->fd, pwd);
+                continue;
+            }
+            name++;
+            dl = strlen(name);
+        }
+        r = watch_dir(w, in, todo[i], pwd, name, dl, &wd, &state);
+        if (r < 0)
+            goto out;
+        if (r == ENOSPC) {
+            r = 0;
+            break; /* still at the limit: the rest wait too */
+        }
+        if (r > 0) {
+            r = 0;
+            continue;
+        }
+        watch_unwatched_drop(w, todo[i]);
+        if (state != DIR_KNOWN && (r = walk(w, in, wd, 0)) != 0)
+            goto out;
+    }
+
+out:
+    for (i = 0; i < n; i++)
+        free(todo[i]);
+    free(todo);
+    return r;
+}
+
 static const struct watch_ops inotify_ops = {
     .name = "inotify",
     .read = inotify_read,
     .resync = inotify_resync,
+    .retry = inotify_retry,
     .free = inotify_free,
 };
 

@@ -27,6 +27,9 @@ struct watch_ops {
     /* Events may have been lost: bring the backend's state back in step
      * with the file system (inotify: walk the selection again). */
     int (*resync)(struct agent_watch *w);
+    /* Try again to watch what is on the unwatched list (see
+     * agent_watch_retry); NULL: the backend cannot. */
+    int (*retry)(struct agent_watch *w);
     void (*free)(struct agent_watch *w);
 };
 

@@ -521,6 +521,21 @@ static void test_inotify_limit(void **state)
     assert_string_equal(l.p[0], pathf("%s/b/b1", R));
     write_file(pathf("%s/c/f", R), "f");
     assert_true(wait_for(w, &r, pathf("%s/c/f", R), AGENT_WATCH_CHANGED));
+    /* Trying again at the limit changes nothing... */
+    assert_int_equal(agent_watch_retry(w), 0);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(agent_watch_unwatched(w, list_fn, &l), 0);
+    assert_int_equal(l.n, 1);
+    /* ... but once c's watch is freed, b/b1 is watched: its changes are
+     * reported and it leaves the list. */
+    rm_rf(pathf("%s/c", R));
+    assert_true(wait_for(w, &r, pathf("%s/c", R), AGENT_WATCH_REMOVED));
+    assert_int_equal(agent_watch_retry(w), 0);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(agent_watch_unwatched(w, list_fn, &l), 0);
+    assert_int_equal(l.n, 0);
+    write_file(pathf("%s/b/b1/g", R), "g");
+    assert_true(wait_for(w, &r, pathf("%s/b/b1/g", R), AGENT_WATCH_CHANGED));
     /* The unwatched subtree's removal drops it from the list. */
     rm_rf(pathf("%s/b/b1", R));
     assert_true(wait_for(w, &r, pathf("%s/b/b1", R), AGENT_WATCH_REMOVED));
