@@ -32,6 +32,7 @@
 #include "auth.h"
 #include "http.h"
 #include "keyring.h"
+#include "repo_cache.h"
 #include "srv.h"
 
 #ifndef CAIRN_VERSION
@@ -597,10 +598,12 @@ static int cmd_serve(const struct opts *o, struct srv *s)
         cat_session_expire(s->cat, now - s->cfg.session_idle_secs,
                            now - s->cfg.session_max_secs);
         keyring_srv_sweep(s);
+        repo_cache_sweep();
     }
     srv_log(SRV_LOG_INFO, "%s: finishing requests in flight, then stopping",
             sig == SIGTERM ? "SIGTERM" : "SIGINT");
     http_stop(s);
+    repo_cache_clear();
     srv_log(SRV_LOG_INFO, "stopped");
     ret = 0;
 

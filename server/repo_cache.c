@@ -228,6 +228,13 @@ void repo_cache_release(struct cairn_repo *r)
     cairn_repo_free(r); /* not kept */
 }
 
+void repo_cache_sweep(void)
+{
+    pthread_mutex_lock(&lock);
+    sweep(srv_now());
+    pthread_mutex_unlock(&lock);
+}
+
 void repo_cache_clear(void)
 {
     int i;

@@ -48,7 +48,14 @@ int repo_cache_open(struct srv *s, const char *session_hash,
 /* Done with an archive from repo_cache_open.  NULL is fine. */
 void repo_cache_release(struct cairn_repo *r);
 
-/* Close every archive no request is using (tests; process exit). */
+/* Close the archives no request is using that are idle too long or whose
+ * session no longer holds the key.  Every repo_cache_open does this;
+ * cairnd also does it every minute, so an ended session's archive does not
+ * wait for the next request. */
+void repo_cache_sweep(void);
+
+/* Close every archive no request is using (cairnd, once it has stopped
+ * serving). */
 void repo_cache_clear(void);
 
 #endif

@@ -150,9 +150,6 @@ void rs_set_xattrs(struct rs *rs, int fd, const char *path,
  * that cannot be read are left out, for planning to read and report.
  * 0, CAIRN_ENOMEM or CAIRN_ECANCELED. */
 int rs_prefetch_trees(struct rs *rs, const uint8_t root[CAIRN_ID_LEN]);
-/* The tree read ahead with this id, or NULL (owned by rs->cached). */
-struct cairn_tree *rs_tree_cached(const struct rs *rs,
-                                  const uint8_t id[CAIRN_ID_LEN]);
 /* Keep tree t in rs->cached for planning, or (t NULL) that it could not
  * be read, for the reason err.  0 or CAIRN_ENOMEM (t not taken). */
 int rs_tree_keep(struct rs *rs, const uint8_t id[CAIRN_ID_LEN],

@@ -102,17 +102,6 @@ static int cmp_job(const void *a, const void *b)
     return 0;
 }
 
-struct cairn_tree *rs_tree_cached(const struct rs *rs,
-                                  const uint8_t id[CAIRN_ID_LEN])
-{
-    const struct rs_ctree *c;
-
-    if (rs->ncached == 0)
-        return NULL;
-    c = bsearch(id, rs->cached, rs->ncached, sizeof(*rs->cached), cmp_id);
-    return c != NULL ? c->t : NULL;
-}
-
 int rs_tree_get(const struct rs *rs, const uint8_t id[CAIRN_ID_LEN],
                 struct cairn_tree **t)
 {
@@ -305,6 +294,7 @@ int rs_prefetch_trees(struct rs *rs, const uint8_t root[CAIRN_ID_LEN])
     uint8_t (*cur)[CAIRN_ID_LEN] = NULL, (*nxt)[CAIRN_ID_LEN] = NULL;
     size_t ncur = 0, nnxt = 0, capnxt = 0, i, k, n;
     const struct cairn_tree_entry *e;
+    struct cairn_tree *seen;
     void *tmp;
     int nw = rs->nthreads > 0 ? rs->nthreads : 1, rc = 0;
 
@@ -344,7 +334,7 @@ int rs_prefetch_trees(struct rs *rs, const uint8_t root[CAIRN_ID_LEN])
             struct tjob *j = &p.jobs[n];
 
             if ((i > 0 && memcmp(cur[i], cur[i - 1], CAIRN_ID_LEN) == 0) ||
-                rs_tree_cached(rs, cur[i]) != NULL)
+                rs_tree_get(rs, cur[i], &seen) != CAIRN_ENOENT)
                 continue;
             memcpy(j->id, cur[i], CAIRN_ID_LEN);
             rc = cairn_repo_lookup(rs->repo, j->id, &j->loc);
