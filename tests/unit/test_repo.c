@@ -2,7 +2,7 @@
  * test_repo.c - an open archive: init and open with key files (wrong
  * passphrase, no archive, an archive already there, a tampered config),
  * key add/list/remove, the concurrent blob writer (dedup, packs named by
- * their hash, the indexer thread, an interrupted writer whose packs are
+ * their hash, a stalled pack not holding up the others, the indexer thread, an interrupted writer whose packs are
  * adopted and then indexed), snapshots (list order, find by "latest",
  * id, prefix, ambiguity, damage) and a damaged index object.
  */
@@ -825,6 +825,109 @@ static void test_writer_mixed_sizes(void **state)
     free_blobs(v, NBLOBS);
 }
 
+/*
+ * A store whose first pack stalls: its appends wait at a gate (up to
+ * 20 s, then the gate opens by itself and the test fails).  Everything
+ * else goes to the directory store underneath.
+ */
+static const struct cairn_store_ops *gate_under;
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static void *gate_h;
+static int gate_open, gate_timed_out, gate_commits;
+
+static int gate_append(void *ctx, void *h, const void *buf, size_t len)
+{
+    struct timespec until;
+    int rc = 0;
+
+    pthread_mutex_lock(&gate_lock);
+    if (gate_h == NULL)
+        gate_h = h;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20;
+    while (h == gate_h && !gate_open && rc == 0)
+        rc = pthread_cond_timedwait(&gate_cond, &gate_lock, &until);
+    if (rc != 0) {
+        gate_timed_out = 1;
+        gate_open = 1;
+    }
+    pthread_mutex_unlock(&gate_lock);
+    return gate_under->append(ctx, h, buf, len);
+}
+
+static int gate_commit(void *ctx, void *h, const char *name, int durable)
+{
+    pthread_mutex_lock(&gate_lock);
+    gate_commits++;
+    pthread_mutex_unlock(&gate_lock);
+    return gate_under->commit(ctx, h, name, durable);
+}
+
+/* While the I/O thread of the first pack is held up, blobs go on to
+ * packs written by the other: the backup does not wait on one pack. */
+static void test_writer_lanes(void **state)
+{
+    struct cairn_blob_codec *c;
+    static struct cairn_store_ops ops;
+    struct cairn_repo_writer *w;
+    struct cairn_store *st;
+    struct cairn_repo *r;
+    struct tblob *v;
+    char dir[128];
+    size_t i, blobs, npacks;
+    uint64_t added;
+    int commits;
+
+    (void)state;
+    dir_of(dir, sizeof(dir), "lanes");
+    r = init_at(dir, 1024 * 1024);
+    assert_int_equal(cairn_repo_load_index(r, NULL), 0);
+    /* 40 blobs of 150-250 KB: 8 MB, several times what may wait queued. */
+    v = make_blobs(r, 40, 1, 150000, 100000);
+    st = cairn_repo_store(r);
+    gate_under = st->ops;
+    ops = *st->ops;
+    ops.append = gate_append;
+    ops.commit = gate_commit;
+    st->ops = &ops;
+    c = cairn_blob_codec_new(cairn_repo_keys(r), CAIRN_ZSTD_LEVEL_DEFAULT);
+    assert_non_null(c);
+
+    assert_int_equal(cairn_repo_writer_new(r, &w), 0);
+    for (i = 0; i < 40; i++)
+        assert_int_equal(cairn_repo_writer_add(w, c, v[i].type, v[i].id,
+                                               v[i].data, v[i].len, v[i].refs,
+                                               v[i].nrefs, &added),
+                         0);
+    /* Packs of a megabyte are finished while the first one waits. */
+    for (i = 0; i < 1000; i++) {
+        pthread_mutex_lock(&gate_lock);
+        commits = gate_commits;
+        pthread_mutex_unlock(&gate_lock);
+        if (commits >= 2)
+            break;
+        usleep(10000);
+    }
+    pthread_mutex_lock(&gate_lock);
+    assert_false(gate_timed_out);
+    gate_open = 1;
+    pthread_cond_broadcast(&gate_cond);
+    pthread_mutex_unlock(&gate_lock);
+    assert_true(commits >= 2);
+
+    assert_int_equal(cairn_repo_writer_flush(w), 0);
+    cairn_repo_writer_free(w);
+    cairn_blob_codec_free(c);
+    st->ops = gate_under;
+    check_blobs(r, v, 40);
+    npacks = check_packs(r, v, 40, &blobs);
+    assert_int_equal(blobs, 40);
+    assert_true(npacks >= (size_t)commits);
+    cairn_repo_free(r);
+    free_blobs(v, 40);
+}
+
 /* Wait (up to 30 s) until cond(r) holds. */
 static int wait_for_index(struct cairn_repo *r)
 {
@@ -1415,6 +1518,7 @@ int main(void)
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_writer_concurrent),
         cmocka_unit_test(test_writer_mixed_sizes),
+        cmocka_unit_test(test_writer_lanes),
         cmocka_unit_test(test_writer_indexer),
         cmocka_unit_test(test_writer_interrupted),
         cmocka_unit_test(test_damaged_index),
