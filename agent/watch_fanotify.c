@@ -438,10 +438,13 @@ static void fanotify_free(struct agent_watch *w)
     w->be = NULL;
 }
 
+static int fanotify_retry(struct agent_watch *w);
+
 static const struct watch_ops fanotify_ops = {
     .name = "fanotify",
     .read = fanotify_read,
     .resync = fanotify_resync,
+    .retry = fanotify_retry,
     .free = fanotify_free,
 };
 
@@ -505,6 +508,42 @@ err1:
     close(mfd);
 err0:
     return r;
+}
+
+/*
+ * The unwatched list holds roots that were missing, or not directories,
+ * when the watch began.  Once one is a directory, its file system is
+ * marked (nothing to do when another root's mark covers it already) and it
+ * leaves the list; one that still cannot be marked stays on it.
+ */
+static int fanotify_retry(struct agent_watch *w)
+{
+    struct fan *fa = w->be;
+    struct stat st;
+    char *rp;
+    size_t i;
+    int r;
+
+    for (i = 0; i < w->nunw;) {
+        const char *root = w->unw[i];
+
+        if (!watch_is_root(w, root) || stat(root, &st) != 0 ||
+            !S_ISDIR(st.st_mode) || (rp = realpath(root, NULL)) == NULL) {
+            i++;
+            continue;
+        }
+        r = strcmp(rp, root) == 0 ? mark_fs(fa, root) : CAIRN_EINVAL;
+        free(rp);
+        if (r == CAIRN_ENOMEM)
+            return r;
+        if (r != 0) {
+            i++;
+            continue;
+        }
+        /* Its slot now holds another entry, or the list ended. */
+        watch_unwatched_drop(w, root);
+    }
+    return 0;
 }
 
 int watch_fanotify_open(struct agent_watch *w)

@@ -719,6 +719,51 @@ static void test_roots(void **state)
     rec_free(&r);
 }
 
+/* A root missing when the watch begins is watched once it is there and
+ * the unwatched list is tried again. */
+static void root_appears(void **state, int mode)
+{
+    struct fix *f = *state;
+    char late[512];
+    const char *roots[1] = {late};
+    struct agent_watch_opts o = {.roots = roots, .nroots = 1, .mode = mode};
+    struct agent_watch *w = NULL;
+    struct rec r = {0};
+    struct list l = {0};
+    int rv;
+
+    snprintf(late, sizeof(late), "%s/late", f->base);
+    rv = agent_watch_open(&o, &w);
+    if (mode == AGENT_WATCH_FANOTIFY && rv != 0) {
+        print_message("fanotify refused here (%s); skipping\n",
+                      cairn_strerror(rv));
+        skip();
+    }
+    assert_int_equal(rv, 0);
+    assert_int_equal(agent_watch_unwatched(w, list_fn, &l), 0);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.p[0], late);
+
+    assert_int_equal(mkdir(late, 0755), 0);
+    assert_int_equal(agent_watch_retry(w), 0);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(agent_watch_unwatched(w, list_fn, &l), 0);
+    assert_int_equal(l.n, 0);
+    write_file(pathf("%s/f", late), "f");
+    assert_true(wait_for(w, &r, pathf("%s/f", late), AGENT_WATCH_CHANGED));
+    agent_watch_free(w);
+    rec_free(&r);
+}
+
+static void test_inotify_root_appears(void **s)
+{
+    root_appears(s, AGENT_WATCH_INOTIFY);
+}
+static void test_fanotify_root_appears(void **s)
+{
+    root_appears(s, AGENT_WATCH_FANOTIFY);
+}
+
 static void test_bad_args(void **state)
 {
     struct fix *f = *state;
@@ -817,6 +862,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_callback_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roots, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inotify_root_appears, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_fanotify_root_appears, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_fanotify_basic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fanotify_new_tree, setup,
                                         teardown),
