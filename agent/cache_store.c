@@ -141,6 +141,15 @@ static void c_abort(void *ctx, void *hv)
     free(h);
 }
 
+static int c_stream_read(void *ctx, void *hv, uint64_t off, size_t len,
+                         uint8_t *out)
+{
+    struct cstore *c = ctx;
+    struct chandle *h = hv;
+
+    return cairn_store_stream_read(c->inner, h->inner, off, len, out);
+}
+
 static int c_barrier(void *ctx)
 {
     struct cstore *c = ctx;
@@ -213,8 +222,20 @@ static void c_close(void *ctx)
 }
 
 static const struct cairn_store_ops cache_ops = {
-    "cache",  c_put,     c_begin, c_append, c_commit, c_abort,  c_barrier,
-    c_get,    c_get_range, c_stat, c_list,  c_remove, c_close,
+    .name = "cache",
+    .put = c_put,
+    .begin = c_begin,
+    .append = c_append,
+    .commit = c_commit,
+    .abort = c_abort,
+    .stream_read = c_stream_read,
+    .barrier = c_barrier,
+    .get = c_get,
+    .get_range = c_get_range,
+    .stat = c_stat,
+    .list = c_list,
+    .remove = c_remove,
+    .close = c_close,
 };
 
 int agent_cache_store_new(struct cairn_store *inner, struct agent_state *st,

@@ -53,6 +53,11 @@ struct cairn_store_ops {
     int (*append)(void *ctx, void *h, const void *buf, size_t len);
     int (*commit)(void *ctx, void *h, const char *name, int durable);
     void (*abort)(void *ctx, void *h);
+    /* Read back len bytes at off of what was appended to h so far (a
+     * server checks an upload before naming it).  CAIRN_ECORRUPT when
+     * off + len goes past the end. */
+    int (*stream_read)(void *ctx, void *h, uint64_t off, size_t len,
+                       uint8_t *out);
     /* Make every earlier put durable and visible. */
     int (*barrier)(void *ctx);
     /* Read a whole object; *out malloc'ed.  CAIRN_ENOENT if absent. */
@@ -143,6 +148,8 @@ int cairn_store_append(struct cairn_store *s, void *h, const void *buf,
 int cairn_store_commit(struct cairn_store *s, void *h, const char *name,
                        int durable);
 void cairn_store_abort(struct cairn_store *s, void *h);
+int cairn_store_stream_read(struct cairn_store *s, void *h, uint64_t off,
+                            size_t len, uint8_t *out);
 int cairn_store_barrier(struct cairn_store *s);
 int cairn_store_get(struct cairn_store *s, enum cairn_obj_type type,
                     const char *name, uint8_t **out, size_t *out_len);

@@ -101,6 +101,13 @@ void cairn_store_abort(struct cairn_store *s, void *h)
         s->ops->abort(s->ctx, h);
 }
 
+/* Read back what was appended to h (see struct cairn_store_ops). */
+int cairn_store_stream_read(struct cairn_store *s, void *h, uint64_t off,
+                            size_t len, uint8_t *out)
+{
+    return s->ops->stream_read(s->ctx, h, off, len, out);
+}
+
 /* Make every earlier put durable and visible. */
 int cairn_store_barrier(struct cairn_store *s)
 {

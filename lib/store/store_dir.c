@@ -274,7 +274,7 @@ static int tmp_create(struct dirstore *d, int dir, char tmp[TMP_LEN],
         snprintf(tmp, TMP_LEN, TMP_PREFIX "%016llx", (unsigned long long)r);
         join_path(dir, tmp, tpath);
         fd = openat(d->rootfd, tpath,
-                    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+                    O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd >= 0) {
             *out_fd = fd;
             return 0;
@@ -440,6 +440,15 @@ static int dir_append(void *ctx, void *h, const void *buf, size_t len)
 
     (void)ctx;
     return write_all(ds->fd, buf, len);
+}
+
+static int dir_stream_read(void *ctx, void *h, uint64_t off, size_t len,
+                           uint8_t *out)
+{
+    struct dir_stream *ds = h;
+
+    (void)ctx;
+    return pread_all(ds->fd, out, len, off);
 }
 
 static void dir_abort(void *ctx, void *h)
@@ -946,6 +955,7 @@ static const struct cairn_store_ops dir_ops = {
     .append = dir_append,
     .commit = dir_commit,
     .abort = dir_abort,
+    .stream_read = dir_stream_read,
     .barrier = dir_barrier,
     .get = dir_get,
     .get_range = dir_get_range,

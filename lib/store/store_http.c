@@ -727,6 +727,30 @@ static int http_append(void *ctx, void *hd, const void *buf, size_t len)
     return 0;
 }
 
+static int http_stream_read(void *ctx, void *hd, uint64_t off, size_t len,
+                            uint8_t *out)
+{
+    struct http_stream *st = hd;
+    ssize_t r;
+
+    (void)ctx;
+    if (off > st->len || len > st->len - off)
+        return CAIRN_ECORRUPT;
+    while (len > 0) {
+        if ((r = pread(st->fd, out, len, (off_t)off)) < 0) {
+            if (errno == EINTR)
+                continue;
+            return cairn_err_from_errno(errno);
+        }
+        if (r == 0)
+            return CAIRN_ECORRUPT;
+        out += r;
+        len -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return 0;
+}
+
 static void http_abort(void *ctx, void *hd)
 {
     struct http_stream *st = hd;
@@ -953,6 +977,7 @@ static const struct cairn_store_ops http_ops = {
     .append = http_append,
     .commit = http_commit,
     .abort = http_abort,
+    .stream_read = http_stream_read,
     .barrier = http_barrier,
     .get = http_get,
     .get_range = http_get_range,

@@ -347,6 +347,10 @@ JN=$(sha256sum "$T/junk" | cut -d' ' -f1)
 expect 400 PUT $D1/pack/$JN $(dev1) --data-binary @"$T/junk"
 expect 404 HEAD $D1/pack/$JN $(dev1)
 expect 404 PUT $D1/key/abc $(dev1) --data-binary @"$T/junk"
+# An upload is written into the store as it comes: a refused one leaves no
+# temporary object behind either.
+LEFT=$(find "$STATE/objects/$DEV1" -name '.tmp-*' | wc -l)
+[[ $LEFT -eq 0 ]] || fail "$LEFT temporary objects left by refused uploads"
 ok "uploads not matching their name or structure are refused, nothing stored"
 
 for p in "${PACKS[@]}"; do

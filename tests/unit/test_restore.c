@@ -608,6 +608,12 @@ static void c_abort(void *ctx, void *h)
 {
     cairn_store_abort(((struct counting *)ctx)->inner, h);
 }
+static int c_stream_read(void *ctx, void *h, uint64_t off, size_t len,
+                         uint8_t *out)
+{
+    return cairn_store_stream_read(((struct counting *)ctx)->inner, h, off,
+                                   len, out);
+}
 static int c_barrier(void *ctx)
 {
     return cairn_store_barrier(((struct counting *)ctx)->inner);
@@ -648,8 +654,20 @@ static void c_close(void *ctx)
     cairn_store_free(((struct counting *)ctx)->inner);
 }
 static const struct cairn_store_ops counting_ops = {
-    "counting", c_put,  c_begin, c_append, c_commit, c_abort,  c_barrier,
-    c_get,      c_get_range, c_stat, c_list, c_remove, c_close,
+    .name = "counting",
+    .put = c_put,
+    .begin = c_begin,
+    .append = c_append,
+    .commit = c_commit,
+    .abort = c_abort,
+    .stream_read = c_stream_read,
+    .barrier = c_barrier,
+    .get = c_get,
+    .get_range = c_get_range,
+    .stat = c_stat,
+    .list = c_list,
+    .remove = c_remove,
+    .close = c_close,
 };
 
 /* The archive opened again through the counting store. */

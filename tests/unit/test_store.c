@@ -316,8 +316,16 @@ static void test_fanout(void **state)
     /* Streams, named at commit: durable at once, or at the barrier. */
     for (i = 3; i <= 4; i++) {
         hexname(i, name);
+        uint8_t back[4];
+
         assert_int_equal(cairn_store_begin(s, CAIRN_OBJ_PACK, &h), 0);
         assert_int_equal(cairn_store_append(s, h, "zz", 2), 0);
+        /* What was appended reads back; nothing past its end. */
+        assert_int_equal(cairn_store_append(s, h, "abc", 3), 0);
+        assert_int_equal(cairn_store_stream_read(s, h, 1, 3, back), 0);
+        assert_memory_equal(back, "zab", 3);
+        assert_int_equal(cairn_store_stream_read(s, h, 3, 4, back),
+                         CAIRN_ECORRUPT);
         assert_int_equal(cairn_store_commit(s, h, name, i == 3), 0);
         if (i == 4)
             assert_int_equal(cairn_store_barrier(s), 0);

@@ -734,9 +734,18 @@ static void test_idempotent_and_refusals(void **state)
     assert_int_equal(cairn_store_begin(s, CAIRN_OBJ_PACK, &h), 0);
     assert_int_equal(cairn_store_append(s, h, "abc", 3), 0);
     assert_int_equal(cairn_store_commit(s, h, "zz", 1), CAIRN_EINVAL);
-    /* An aborted stream leaves nothing. */
+    /* An aborted stream leaves nothing.  Until then, what was appended
+     * reads back, and nothing past its end. */
     assert_int_equal(cairn_store_begin(s, CAIRN_OBJ_INDEX, &h), 0);
     assert_int_equal(cairn_store_append(s, h, "abc", 3), 0);
+    {
+        uint8_t back[3];
+
+        assert_int_equal(cairn_store_stream_read(s, h, 1, 2, back), 0);
+        assert_memory_equal(back, "bc", 2);
+        assert_int_equal(cairn_store_stream_read(s, h, 2, 2, back),
+                         CAIRN_ECORRUPT);
+    }
     cairn_store_abort(s, h);
     {
         struct seen sn;
