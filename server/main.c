@@ -288,9 +288,7 @@ static int load_config(const struct opts *o, struct srv *s)
         return EXIT_USAGE;
     }
     if (snprintf(s->objects_dir, sizeof(s->objects_dir), "%s/objects",
-                 s->cfg.state_dir) >= (int)sizeof(s->objects_dir) ||
-        snprintf(s->tmp_dir, sizeof(s->tmp_dir), "%s/tmp", s->cfg.state_dir) >=
-            (int)sizeof(s->tmp_dir)) {
+                 s->cfg.state_dir) >= (int)sizeof(s->objects_dir)) {
         fprintf(stderr, "cairnd: the state directory name is too long\n");
         return EXIT_USAGE;
     }
@@ -443,8 +441,7 @@ static int cmd_init(const struct opts *o, struct srv *s)
         free(dt);
         json_decref(d);
     }
-    if ((rc = mkdir_p(s->objects_dir, 0700)) != 0 ||
-        (rc = mkdir_p(s->tmp_dir, 0700)) != 0) {
+    if ((rc = mkdir_p(s->objects_dir, 0700)) != 0) {
         fprintf(stderr, "cairnd: cannot create %s: %s\n", s->objects_dir,
                 cairn_strerror(rc));
         goto err2;
@@ -547,8 +544,7 @@ static int cmd_serve(const struct opts *o, struct srv *s)
         goto err0;
     }
     cat_org_clear(&org);
-    if ((rc = mkdir_p(s->objects_dir, 0700)) != 0 ||
-        (rc = mkdir_p(s->tmp_dir, 0700)) != 0) {
+    if ((rc = mkdir_p(s->objects_dir, 0700)) != 0) {
         fprintf(stderr, "cairnd: cannot create %s: %s\n", s->objects_dir,
                 cairn_strerror(rc));
         goto err0;

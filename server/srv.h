@@ -56,7 +56,6 @@ struct srv {
     struct srv_config cfg;
     struct catalog *cat;
     char objects_dir[PATH_MAX];
-    char tmp_dir[PATH_MAX];
     char pin[128]; /* "sha256//<base64>" of the TLS public key */
     struct srv_metrics m;
 };
