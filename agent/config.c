@@ -424,11 +424,16 @@ static int server_check(const json_t *server, const json_t **out_settings,
     }
     for (i = 0; i < json_array_size(locked); i++) {
         e = json_array_get(locked, i);
-        if (!json_is_string(e) ||
-            (k = agent_setting_find(json_string_value(e))) == NULL ||
+        if (!json_is_string(e)) {
+            snprintf(why, whylen, "the server's \"locked\" holds a "
+                                  "non-string");
+            return CAIRN_EINVAL;
+        }
+        if ((k = agent_setting_find(json_string_value(e))) == NULL ||
             !k->pushable) {
-            snprintf(why, whylen, "the server locks an unknown key (%s)",
-                     json_is_string(e) ? json_string_value(e) : "?");
+            snprintf(why, whylen, "the server locks %s key (%s)",
+                     k == NULL ? "an unknown" : "a computer's own",
+                     json_string_value(e));
             return CAIRN_EINVAL;
         }
         *out_locked |= 1u << key_index(k->name);

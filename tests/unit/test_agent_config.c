@@ -333,9 +333,11 @@ static void test_merge_bad_server(void **state)
     merge_refused("{\"settings\": {\"paths\": [\"/a\", \"b\"]}}", "paths[1]");
     merge_refused("{\"settings\": [], \"locked\": []}", "settings");
     merge_refused("{\"settings\": {}, \"locked\": {}}", "locked");
-    merge_refused("{\"settings\": {}, \"locked\": [\"colour\"]}", "colour");
+    merge_refused("{\"settings\": {}, \"locked\": [\"colour\"]}",
+                  "an unknown key (colour)");
     merge_refused("{\"settings\": {}, \"locked\": [\"pause_until\"]}",
-                  "pause_until");
+                  "a computer's own key (pause_until)");
+    merge_refused("{\"settings\": {}, \"locked\": [7]}", "non-string");
     merge_refused("[1]", "object");
 }
 
