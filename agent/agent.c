@@ -890,11 +890,14 @@ static void finish_backup(struct agent *a, struct job *j)
             a->backoff_until =
                 mono_ms() + a->backoff * 1000 +
                 (int64_t)(random() % (a->backoff * 250 + 1));
+            /* The archive is on the server (the local cache only ever
+             * copies, best effort): no space means the server's disk. */
             snprintf(a->last_error, sizeof(a->last_error), "%s",
-                     cairn_strerror(j->rc));
+                     j->rc == CAIRN_ENOSPC ? "the server's disk is full"
+                                           : cairn_strerror(j->rc));
             logf_(CAIRN_LOG_WARN, "backup failed (%s); changes stay queued, "
                                   "next try in %lld s",
-                  cairn_strerror(j->rc), (long long)a->backoff);
+                  a->last_error, (long long)a->backoff);
         }
     }
     set_phase(a, a->backoff_until ? "waiting" : "idle");

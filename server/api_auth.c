@@ -282,8 +282,9 @@ static int login(struct http_req *r)
             (void)cat_user_update(s->cat, &u);
         }
     }
-    if (user_reset(s, &u) != 0 || cat_addr_reset(s->cat, addr) != 0) {
-        http_respond_error(r, 500, "server_error", "the catalog failed");
+    if ((rc = user_reset(s, &u)) != 0 ||
+        (rc = cat_addr_reset(s->cat, addr)) != 0) {
+        api_respond_cat_error(r, rc, "user");
         goto done;
     }
 
@@ -300,8 +301,8 @@ static int login(struct http_req *r)
     snprintf(ses.addr, sizeof(ses.addr), "%s", addr);
     ses.created = now;
     ses.last_seen = now;
-    if (cat_session_add(s->cat, &ses) != 0) {
-        http_respond_error(r, 500, "server_error", "the catalog failed");
+    if ((rc = cat_session_add(s->cat, &ses)) != 0) {
+        api_respond_cat_error(r, rc, "session");
         goto wipe;
     }
     owner_keys_load(s, &u, pw, ses.hash, now + s->cfg.session_max_secs,
@@ -442,8 +443,8 @@ static int login_totp(struct http_req *r)
                                           "code");
         goto done;
     }
-    if (cat_session_set_full(s->cat, a->session_hash) != 0) {
-        http_respond_error(r, 500, "server_error", "the catalog failed");
+    if ((rc = cat_session_set_full(s->cat, a->session_hash)) != 0) {
+        api_respond_cat_error(r, rc, "session");
         goto done;
     }
     if (code == NULL) {

@@ -504,10 +504,14 @@ fail:
     return -1;
 }
 
+/* A piece of the body: hashed, and written where begin said.  A failure
+ * is answered here (507 when the server's disk is full), so that the
+ * client knows what to do. */
 static int stream_write(struct http_req *r, void *sink, const uint8_t *buf,
                         size_t len)
 {
     struct upload *u = sink;
+    int rc = 0;
 
     if (len > u->cap - u->len) {
         http_respond_error(r, 413, "too_large",
@@ -517,12 +521,14 @@ static int stream_write(struct http_req *r, void *sink, const uint8_t *buf,
     }
     u->len += len;
     if (cairn_sha256_update(u->h, buf, len) != 0)
-        return CAIRN_ECRYPTO;
-    if (u->sh != NULL)
-        return cairn_store_append(u->st, u->sh, buf, len);
-    if (!u->exists || u->type == CAIRN_OBJ_CONFIG)
-        return cairn_buf_append(&u->mem, buf, len);
-    return 0;
+        rc = CAIRN_ECRYPTO;
+    else if (u->sh != NULL)
+        rc = cairn_store_append(u->st, u->sh, buf, len);
+    else if (!u->exists || u->type == CAIRN_OBJ_CONFIG)
+        rc = cairn_buf_append(&u->mem, buf, len);
+    if (rc != 0)
+        respond_store_error(r, rc, "upload");
+    return rc;
 }
 
 /* Read back len bytes at off of the object being uploaded. */

@@ -146,6 +146,9 @@ int api_respond_cat_error(struct http_req *r, int rc, const char *what)
                                   "already", what);
     if (rc == CAIRN_ENOMEM)
         return http_respond_error(r, 500, "server_error", "out of memory");
+    if (rc == CAIRN_ENOSPC)
+        return http_respond_error(r, 507, "unavailable",
+                                  "the server's disk is full");
     return http_respond_error(r, 500, "server_error",
                               "the catalog failed (%s)", cairn_strerror(rc));
 }
