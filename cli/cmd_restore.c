@@ -271,7 +271,10 @@ int cmd_restore(struct cli *c, int argc, char **argv)
         if (rc == CAIRN_ENOENT && ro.subpath != NULL)
             cli_error(c, "%s is not in snapshot %.8s", ro.subpath, hex);
         else if (rc == CAIRN_ENOSPC)
-            cli_error(c, "restore stopped: no space left in %s", ro.target);
+            cli_error(c, "restore stopped: no space left in %s; the files "
+                         "in place are whole, and running the same command "
+                         "again with more room finishes the restore",
+                      ro.target);
         else if (rc == CAIRN_ECANCELED)
             cli_error(c, "restore interrupted; run the same command again "
                          "to finish it (files in place are kept)");

@@ -65,8 +65,11 @@ struct cairn_restore_result {
  * the directories it restores into.  The contents of many small files are
  * fetched together: their blobs are grouped by pack and read in runs, one
  * ranged read per run.  Returns 0 when everything
- * was restored, CAIRN_ECORRUPT when some files were damaged, another error
- * when restore could not go on.
+ * was restored, CAIRN_ECORRUPT when some files were damaged, CAIRN_EIO
+ * when some entries could not be written (each reported,
+ * CAIRN_EV_FILE_ERROR), CAIRN_ENOSPC when the target's disk filled up
+ * (the restore stops there: what is in place is whole, and a second run
+ * finishes it), another error when restore could not go on.
  */
 int cairn_restore(struct cairn_repo *r, const struct cairn_snapshot *s,
                   const struct cairn_restore_opts *o,

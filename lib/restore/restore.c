@@ -145,9 +145,20 @@ void rs_event(struct rs *rs, int kind, const char *path, const char *name,
 void rs_file_error(struct rs *rs, const char *path, int sys_errno,
                    const char *what)
 {
+    char detail[512];
+    int zero = 0;
+
     atomic_fetch_add(&rs->errors, 1);
+    if (sys_errno != 0)
+        snprintf(detail, sizeof(detail), "%s: %s", what, strerror(sys_errno));
+    else
+        snprintf(detail, sizeof(detail), "%s", what);
     rs_event(rs, CAIRN_EV_FILE_ERROR, path, NULL,
-             cairn_err_from_errno(sys_errno), sys_errno, what);
+             cairn_err_from_errno(sys_errno), sys_errno, detail);
+    /* A full disk fails every file after this one: stop (what is in
+     * place is whole, and running the restore again finishes it). */
+    if (sys_errno == ENOSPC || sys_errno == EDQUOT)
+        atomic_compare_exchange_strong(&rs->fatal, &zero, CAIRN_ENOSPC);
 }
 
 void rs_damaged(struct rs *rs, const char *spath, int err, const char *detail)

@@ -47,3 +47,38 @@ expect_rc again 0 "backup of the remaining ~6 MB after the disk-full failure"
 must checkdata cz check --read-data
 must restore cz restore "latest:$D" --target "$T/r"
 treecmp "$D" "$T/r"
+
+# ------------------------------------------------------------ restore
+# The other way round: restoring ~30 MB onto a 16 MB tmpfs stops at the
+# first file that does not fit (a few lines, not one per file left),
+# says the target is full, leaves only whole files under their names;
+# with more room the same command finishes, keeping what is in place.
+say "restoring ~30 MB onto a 16 MB tmpfs"
+R=$T/rmnt
+mkdir -p "$R"
+mount -t tmpfs -o size=16m,mode=0755 tmpfs "$R" 2>"$T/mount2.err" \
+    || fail "cannot mount a 16 MB tmpfs at $R: $(cat "$T/mount2.err")"
+E2E_MOUNTS+=("$R")
+mkdir -p "$T/big"
+for i in 1 2 3 4 5 6; do random_file "$T/big/part$i" 5; done
+echo "small" > "$T/big/note.txt"
+must bigbk cz backup "$T/big"
+run rfull cz restore "latest:$T/big" --target "$R/out"
+expect_rc rfull 1 "restore onto a full disk"
+mentions rfull "no space left in $R/out" "that the target is full"
+mentions rfull "No space left on device" "the reason of the file that did not fit"
+[[ $(grep -c 'cannot restore' "$T/rfull.err") -le 4 ]] \
+    || { show rfull; fail "the restore went on file after file on a full disk"; }
+for f in "$R/out"/*; do
+    [[ -e $f ]] || continue
+    cmp -s "$f" "$T/big/$(basename "$f")" || fail "$f is in place but not whole"
+done
+IN_PLACE=$(find "$R/out" -maxdepth 1 -type f ! -name '.cairn-tmp.*' | wc -l)
+ok "restore stopped on the full disk with $IN_PLACE whole files in place"
+mount -o remount,size=64m "$R" || fail "cannot grow the tmpfs"
+must rmore cz --json restore "latest:$T/big" --target "$R/out"
+json_lines rmore
+treecmp "$T/big" "$R/out"
+[[ $(summary_field rmore skipped_files) -eq $IN_PLACE ]] \
+    || { show rmore; fail "the second restore did not keep the $IN_PLACE files in place"; }
+ok "with more room the same restore finished, keeping the $IN_PLACE files in place"
