@@ -149,13 +149,35 @@ static int agent_pause(struct cli *c, const char *dir, int64_t until)
     return EXIT_OK;
 }
 
-/* The agent's own status file, or NULL. */
+/* A running agent rewrites its status file every few seconds (its loop
+ * wakes at least every 5 s); older than this, it is not running. */
+#define AGENT_STATUS_STALE_SECS 60
+
+/*
+ * The agent's own status file, or NULL.  One whose agent is not running
+ * (killed, crashed, or unable to write to its state folder) but whose
+ * phase is not "stopped" gets "stale": true and "stale_secs", its age.
+ */
 static json_t *agent_status(const char *dir)
 {
     char path[PATH_MAX + 16];
+    const char *phase;
+    json_int_t age;
+    json_t *ag;
 
     snprintf(path, sizeof(path), "%s/status.json", dir);
-    return json_load_file(path, 0, NULL);
+    if ((ag = json_load_file(path, 0, NULL)) == NULL)
+        return NULL;
+    phase = json_string_value(json_object_get(ag, "phase"));
+    if (!json_is_object(ag) || (phase != NULL && strcmp(phase, "stopped") == 0))
+        return ag;
+    age = (json_int_t)time(NULL) -
+          json_integer_value(json_object_get(ag, "updated"));
+    if (age > AGENT_STATUS_STALE_SECS) {
+        json_object_set_new(ag, "stale", json_true());
+        json_object_set_new(ag, "stale_secs", json_integer(age));
+    }
+    return ag;
 }
 
 static void print_agent(json_t *ag)
@@ -172,6 +194,13 @@ static void print_agent(json_t *ag)
     };
 
     printf("\nagent\n");
+    v = json_object_get(ag, "stale_secs");
+    if (json_is_true(json_object_get(ag, "stale")))
+        printf("%-18s not running? its status was last written %lld min "
+               "ago (killed, crashed, or its state folder cannot be "
+               "written: is that disk full?); what follows is from "
+               "then\n",
+               "WARNING", (long long)(json_integer_value(v) / 60));
     print_field(ag, "phase", "phase");
     print_field(ag, "watcher", "watcher");
     print_field(ag, "files_todo", "to do");

@@ -79,11 +79,28 @@ ok "idle: no snapshot, $(( t1 - t0 )) CPU ticks in 6 s"
 
 # cairn status shows the agent's state.
 must status dev_cairn status --agent-state "$AGENT_STATE" --json
-jq -e 'select(.message_type == "agent") | .files_todo == 0 and .last_backup > 0' "$T/status.out" > /dev/null \
+jq -e 'select(.message_type == "agent") | .files_todo == 0 and .last_backup > 0 and (.stale | not)' "$T/status.out" > /dev/null \
     || { show status; fail "cairn status --json: the agent's state"; }
 
 agent_stop
 ok "agent stopped cleanly"
+must stopped dev_cairn status --agent-state "$AGENT_STATE"
+mentions stopped "phase +stopped" "that the agent stopped"
+grep -q "not running" "$T/stopped.out" && { show stopped; fail "a cleanly stopped agent is called not running"; }
+
+# A status file an agent left without stopping (killed, crashed, or its
+# disk full), last written 10 minutes ago: cairn status must not present
+# it as current.
+cp "$AGENT_STATE/status.json" "$T/status.saved"
+jq --argjson t "$(( $(date +%s) - 600 ))" '.phase = "idle" | .updated = $t' \
+    "$T/status.saved" > "$AGENT_STATE/status.json"
+must stale dev_cairn status --agent-state "$AGENT_STATE"
+mentions stale "not running\\? its status was last written 10 min ago" "that the agent's status is old"
+must stalej dev_cairn status --agent-state "$AGENT_STATE" --json
+jq -e 'select(.message_type == "agent") | .stale == true and .stale_secs >= 600' "$T/stalej.out" > /dev/null \
+    || { show stalej; fail "cairn status --json does not mark the old status stale"; }
+cp "$T/status.saved" "$AGENT_STATE/status.json"
+ok "cairn status tells a stopped agent and an agent that is not running from a running one"
 
 # Started again: it catches up on what changed while it was stopped, and
 # reads no index object from the server (its local copy has them all).
