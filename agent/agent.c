@@ -54,6 +54,7 @@
 #define REPORT_EVERY 15       /* seconds between status reports while busy */
 #define HEARTBEAT_EVERY 600   /* seconds between reports while idle */
 #define STATUS_FILE_EVERY 2   /* seconds between status file writes */
+#define STATUS_WARN_EVERY 600 /* seconds between "cannot write" warnings */
 #define BACKOFF_MIN 5         /* seconds after a failed backup, doubling */
 #define BACKOFF_MAX 300
 #define IDLE_WAKE_MS 5000     /* re-read the pause file this often */
@@ -114,6 +115,8 @@ struct agent {
     int64_t pause_until;  /* epoch seconds */
     int64_t next_verify;  /* epoch seconds */
     int64_t last_status_write;
+    int64_t status_warned;   /* mono_s of the last "cannot write" warning;
+                                0: the last write worked */
     int64_t last_heartbeat;
     int64_t last_push_poll; /* mono_ms */
     int64_t files_todo;
@@ -679,9 +682,20 @@ static void write_status(struct agent *a, int force)
         return;
     }
     json_decref(o);
-    if (write_file_atomic(a->status_path, text) != 0)
-        logf_(CAIRN_LOG_WARN, "cannot write %s: %s", a->status_path,
-              strerror(errno));
+    /* Every few seconds: say it when it starts failing, then every ten
+     * minutes, and when it works again. */
+    if (write_file_atomic(a->status_path, text) != 0) {
+        if (a->status_warned == 0 ||
+            mono_s() - a->status_warned >= STATUS_WARN_EVERY) {
+            logf_(CAIRN_LOG_WARN, "cannot write %s: %s (cairn status shows "
+                                  "an old status until it can)",
+                  a->status_path, strerror(errno));
+            a->status_warned = mono_s() > 0 ? mono_s() : 1;
+        }
+    } else if (a->status_warned != 0) {
+        logf_(CAIRN_LOG_INFO, "%s written again", a->status_path);
+        a->status_warned = 0;
+    }
     free(text);
 }
 
