@@ -12,15 +12,8 @@ export HOME=$T/home XDG_CONFIG_HOME=$T/home/.config
 mkdir -p "$HOME"
 
 e2e_server_start
-export CAIRN_SESSION_FILE=$T/admin.session
-must login "$CAIRN" login --server "$URL" --pin "$PIN" --username root \
-    --password-file "$ROOT_PW_FILE" --totp-command "$T/totp root $ROOT_TOTP"
-must dept "$CAIRN" admin department add Labs --wave-start 2020-01-01
-DEVFILE=$T/device.json
-must enrol env CAIRN_DEVICE_FILE="$DEVFILE" "$CAIRN" enrol --server "$URL" \
-    --pin "$PIN" --category shared --department Labs --name lab-pc --json
-DEV=$(jq -r 'select(.device_id) | .device_id' "$T/enrol.out" | tail -n1)
-[[ -n $DEV ]] || { show enrol; fail "no device id from enrol"; }
+e2e_enrol_shared
+export CAIRN_SESSION_FILE=$ADMIN_SESSION
 SEL=$T/sel
 AGENT_STATE=$T/agent-state
 AGENT_CONF=$T/agent.json

@@ -295,6 +295,25 @@ TOTP
     say "cairnd at $URL, pin $PIN"
 }
 
+# e2e_enrol_shared: after e2e_server_start, root logs in (its session in
+# $T/admin.session), adds the department Labs (its wave already started)
+# and enrols this computer as the shared device "lab-pc" (device file
+# $T/device.json).  Sets ADMIN_SESSION, DEVFILE and DEV.
+e2e_enrol_shared() {
+    ADMIN_SESSION=$T/admin.session
+    DEVFILE=$T/device.json
+    must login env CAIRN_SESSION_FILE="$ADMIN_SESSION" "$CAIRN" login \
+        --server "$URL" --pin "$PIN" --username root \
+        --password-file "$ROOT_PW_FILE" --totp-command "$T/totp root $ROOT_TOTP"
+    must dept env CAIRN_SESSION_FILE="$ADMIN_SESSION" "$CAIRN" admin \
+        department add Labs --wave-start 2020-01-01
+    must enrol env CAIRN_SESSION_FILE="$ADMIN_SESSION" CAIRN_DEVICE_FILE="$DEVFILE" \
+        "$CAIRN" enrol --server "$URL" --pin "$PIN" --category shared \
+        --department Labs --name lab-pc --json
+    DEV=$(jq -r 'select(.device_id) | .device_id' "$T/enrol.out" | tail -n1)
+    [[ -n $DEV ]] || { show enrol; fail "no device id from enrol"; }
+}
+
 # e2e_server_stop: SIGTERM; cairnd must exit 0 with no sanitizer report.
 e2e_server_stop() {
     local rc=0

@@ -30,17 +30,9 @@ e2e_server_start
 free_kib() { df -k --output=avail "$STATE" | tail -n 1 | tr -d ' '; }
 metric() { curl -sk "$URL/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 
-ADMIN_ENV=(env CAIRN_SESSION_FILE="$T/admin.session")
-must login "${ADMIN_ENV[@]}" "$CAIRN" login --server "$URL" --pin "$PIN" \
-    --username root --password-file "$ROOT_PW_FILE" \
-    --totp-command "$T/totp root $ROOT_TOTP"
-must dept "${ADMIN_ENV[@]}" "$CAIRN" admin department add Physics \
-    --wave-start "$(date -u -d yesterday +%F)"
-DEV_ENV=(env CAIRN_SESSION_FILE="$T/admin.session" CAIRN_DEVICE_FILE="$T/device.json")
-must enrol "${DEV_ENV[@]}" "$CAIRN" enrol --server "$URL" --pin "$PIN" \
-    --category shared --department Physics --name lab-pc --json
-DEV=$(jq_py enrol "last['device_id']")
-[[ -n $DEV ]] || { show enrol; fail "enrol --json gave no device_id"; }
+e2e_enrol_shared
+ADMIN_ENV=(env CAIRN_SESSION_FILE="$ADMIN_SESSION")
+DEV_ENV=(env CAIRN_SESSION_FILE="$ADMIN_SESSION" CAIRN_DEVICE_FILE="$DEVFILE")
 OBJ=$STATE/objects/$DEV
 ok "device $DEV enrolled; the server's state is on a 48 MB tmpfs ($(free_kib) KiB free)"
 
