@@ -266,6 +266,10 @@ int cli_parse_time(const char *s, int64_t *out_ns);
 int cli_parse_existing(const char *s, int *out);
 /* Print a restore's summary (text or JSON); the exit code it deserves. */
 struct cairn_restore_result;
+/* Did cairn_restore go through, naming some entries it could not restore
+ * (damaged content, or a place it could not write)?  Such a restore is
+ * reported with its summary and exit code 4, not as a failure. */
+int cli_restore_partial(int rc, const struct cairn_restore_result *res);
 int cli_restore_report(struct cli *c, int rc,
                        const struct cairn_restore_result *res,
                        const char *target, const char *rid);

@@ -420,7 +420,8 @@ static int run_job(struct cli *c, struct cli_api *a, const struct cli_device *d,
         cli_progress_clear(&ce);
         cli_restore_finish(c, a, rid,
                            rc == CAIRN_ECANCELED             ? "interrupted"
-                           : rc != 0 && rc != CAIRN_ECORRUPT ? "failed"
+                           : rc != 0 && !cli_restore_partial(rc, &res)
+                               ? "failed"
                                                              : "done",
                            &res);
         sum.files += res.files;
@@ -435,7 +436,7 @@ static int run_job(struct cli *c, struct cli_api *a, const struct cli_device *d,
         sum.kept += res.kept;
         sum.renamed += res.renamed;
         sum.elapsed_ns += res.elapsed_ns;
-        if (rc != 0 && rc != CAIRN_ECORRUPT) {
+        if (rc != 0 && !cli_restore_partial(rc, &res)) {
             snprintf(err, sizeof(err), "restoring %s: %s", sp,
                      cairn_strerror(rc));
             cli_error(c, "push restore %s: %s", pid, err);

@@ -105,6 +105,11 @@ void cli_restore_finish(struct cli *c, struct cli_api *a, const char *rid,
 }
 
 /* Print the outcome of a restore; returns the exit code it deserves. */
+int cli_restore_partial(int rc, const struct cairn_restore_result *res)
+{
+    return rc == CAIRN_ECORRUPT || (rc == CAIRN_EIO && res->errors > 0);
+}
+
 int cli_restore_report(struct cli *c, int rc,
                        const struct cairn_restore_result *res,
                        const char *target, const char *rid)
@@ -264,10 +269,10 @@ int cmd_restore(struct cli *c, int argc, char **argv)
     if (c->remote_device != NULL)
         cli_restore_finish(c, c->remote_api, rid,
                       rc == CAIRN_ECANCELED            ? "interrupted"
-                      : rc != 0 && rc != CAIRN_ECORRUPT ? "failed"
+                      : rc != 0 && !cli_restore_partial(rc, &res) ? "failed"
                                                         : "done",
                       &res);
-    if (rc != 0 && rc != CAIRN_ECORRUPT) {
+    if (rc != 0 && !cli_restore_partial(rc, &res)) {
         if (rc == CAIRN_ENOENT && ro.subpath != NULL)
             cli_error(c, "%s is not in snapshot %.8s", ro.subpath, hex);
         else if (rc == CAIRN_ENOSPC)

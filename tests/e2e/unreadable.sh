@@ -63,3 +63,21 @@ done
 [[ ! -e $T/r/sub/secret ]] || fail "the unreadable file was restored (with what content?)"
 [[ ! -e $T/r/locked/inside ]] || fail "the unreadable directory's contents were restored"
 ok "the snapshot holds every readable file and none of the unreadable ones"
+
+# The restore side: a folder of the target that the user may not write
+# into.  The restore names each entry it could not make there and why,
+# restores everything else, prints its summary and exits 4 (documented:
+# some files could not be restored), not 1 with "input/output error".
+RT=$T/rt
+mkdir -p "$RT/sub"
+if is_root; then chown "$U:$U" "$RT"; fi
+chmod 555 "$RT/sub"
+run rpart as_user "$CAIRN" -r "$REPO" restore "latest:$D" --target "$RT"
+chmod 755 "$RT/sub"
+expect_rc rpart 4 "restore with a folder of the target not writable"
+mentions_fixed rpart "$RT/sub/f1" "an entry it could not restore"
+mentions rpart 'Permission denied' "the reason"
+mentions rpart 'could not be restored .*named above; everything else was restored' "the summary of what failed"
+mentions rpart '^restored [0-9]+ files' "the summary of what was restored"
+cmp "$D/ok.txt" "$RT/ok.txt" || fail "ok.txt, outside the unwritable folder, was not restored"
+ok "a partly unwritable target: the rest restored, each failure named, exit 4"
