@@ -685,12 +685,14 @@ static void write_status(struct agent *a, int force)
     /* Every few seconds: say it when it starts failing, then every ten
      * minutes, and when it works again. */
     if (write_file_atomic(a->status_path, text) != 0) {
-        if (a->status_warned == 0 ||
-            mono_s() - a->status_warned >= STATUS_WARN_EVERY) {
+        int e = errno;
+        int64_t t = mono_s();
+
+        if (a->status_warned == 0 || t - a->status_warned >= STATUS_WARN_EVERY) {
             logf_(CAIRN_LOG_WARN, "cannot write %s: %s (cairn status shows "
                                   "an old status until it can)",
-                  a->status_path, strerror(errno));
-            a->status_warned = mono_s() > 0 ? mono_s() : 1;
+                  a->status_path, strerror(e));
+            a->status_warned = t > 0 ? t : 1;
         }
     } else if (a->status_warned != 0) {
         logf_(CAIRN_LOG_INFO, "%s written again", a->status_path);

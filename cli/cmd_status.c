@@ -194,13 +194,14 @@ static void print_agent(json_t *ag)
     };
 
     printf("\nagent\n");
-    v = json_object_get(ag, "stale_secs");
     if (json_is_true(json_object_get(ag, "stale")))
         printf("%-18s not running? its status was last written %lld min "
                "ago (killed, crashed, or its state folder cannot be "
                "written: is that disk full?); what follows is from "
                "then\n",
-               "WARNING", (long long)(json_integer_value(v) / 60));
+               "WARNING",
+               (long long)(json_integer_value(json_object_get(ag, "stale_secs")) /
+                           60));
     print_field(ag, "phase", "phase");
     print_field(ag, "watcher", "watcher");
     print_field(ag, "files_todo", "to do");

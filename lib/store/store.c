@@ -3,13 +3,17 @@
  * table.  The wrappers check names once here, so no backend can be handed
  * a name that escapes its directory or its key space.
  */
+#include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cairn/err.h"
 #include "cairn/store.h"
+#include "store/store_int.h"
 
 /* Longest name of a non-config object. */
 #define NAME_MAX_LEN 128
@@ -158,4 +162,24 @@ int cairn_store_remove(struct cairn_store *s, enum cairn_obj_type type,
     if (!cairn_store_name_valid(type, name))
         return CAIRN_EINVAL;
     return s->ops->remove(s->ctx, type, name);
+}
+
+int store_pread_all(int fd, uint8_t *p, size_t len, uint64_t off)
+{
+    ssize_t n;
+
+    while (len > 0) {
+        n = pread(fd, p, len > SSIZE_MAX ? SSIZE_MAX : len, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return cairn_err_from_errno(errno);
+        }
+        if (n == 0)
+            return CAIRN_ECORRUPT;
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
 }

@@ -41,6 +41,7 @@
 
 #include "cairn/err.h"
 #include "cairn/store.h"
+#include "store/store_int.h"
 
 #define FANOUT 256
 /* Directory ids: root, keys, snapshots, locks, data/00..ff, index/00..ff. */
@@ -186,27 +187,6 @@ static int write_all(int fd, const uint8_t *p, size_t len)
             return CAIRN_EIO;
         p += n;
         len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* Read exactly len bytes at off; CAIRN_ECORRUPT at a premature end. */
-static int pread_all(int fd, uint8_t *p, size_t len, uint64_t off)
-{
-    ssize_t n;
-
-    while (len > 0) {
-        n = pread(fd, p, len > SSIZE_MAX ? SSIZE_MAX : len, (off_t)off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return cairn_err_from_errno(errno);
-        }
-        if (n == 0)
-            return CAIRN_ECORRUPT;
-        p += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
     }
     return 0;
 }
@@ -448,7 +428,7 @@ static int dir_stream_read(void *ctx, void *h, uint64_t off, size_t len,
     struct dir_stream *ds = h;
 
     (void)ctx;
-    return pread_all(ds->fd, out, len, off);
+    return store_pread_all(ds->fd, out, len, off);
 }
 
 static void dir_abort(void *ctx, void *h)
@@ -612,7 +592,7 @@ static int dir_get(void *ctx, enum cairn_obj_type type, const char *name,
         goto err1;
     }
     /* Objects never change in place: a short read means damage. */
-    if ((rc = pread_all(fd, buf, len, 0)) != 0)
+    if ((rc = store_pread_all(fd, buf, len, 0)) != 0)
         goto err2;
     close(fd);
 
@@ -765,7 +745,7 @@ static int dir_get_range(void *ctx, enum cairn_obj_type type, const char *name,
     }
     if ((rc = cache_acquire(d, type, name, path, &slot, &fd)) != 0)
         goto err0;
-    if ((rc = pread_all(fd, out, len, off)) != 0)
+    if ((rc = store_pread_all(fd, out, len, off)) != 0)
         goto err1;
     cache_release(d, slot, fd);
 

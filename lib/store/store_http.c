@@ -61,6 +61,7 @@
 #include "cairn/err.h"
 #include "cairn/log.h"
 #include "cairn/store.h"
+#include "store/store_int.h"
 
 #define HTTP_API_PATH "/api/v1/devices/"
 #define HTTP_URL_MAX 2048
@@ -731,24 +732,11 @@ static int http_stream_read(void *ctx, void *hd, uint64_t off, size_t len,
                             uint8_t *out)
 {
     struct http_stream *st = hd;
-    ssize_t r;
 
     (void)ctx;
     if (off > st->len || len > st->len - off)
         return CAIRN_ECORRUPT;
-    while (len > 0) {
-        if ((r = pread(st->fd, out, len, (off_t)off)) < 0) {
-            if (errno == EINTR)
-                continue;
-            return cairn_err_from_errno(errno);
-        }
-        if (r == 0)
-            return CAIRN_ECORRUPT;
-        out += r;
-        len -= (size_t)r;
-        off += (uint64_t)r;
-    }
-    return 0;
+    return store_pread_all(st->fd, out, len, off);
 }
 
 static void http_abort(void *ctx, void *hd)
